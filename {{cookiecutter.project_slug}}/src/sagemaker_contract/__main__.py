@@ -1,0 +1,45 @@
+"""The image's entry point: SageMaker runs `docker run IMAGE train` or `docker run IMAGE serve`.
+
+train        train on /opt/ml/input, save to /opt/ml/model (training.py)
+serve        answer /ping and /invocations on port 8080 (server.py)
+describe     print the project's declaration as JSON (hyperparameters, channels, metrics)
+local-tree   write an /opt/ml tree for a local run: local-tree DIR --data DATA [--set k=v ...]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+USAGE = "usage: IMAGE train | serve | describe | local-tree DIR --data DATA [--set NAME=VALUE ...]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [%(name)s] %(levelname)s %(message)s", stream=sys.stderr
+    )
+    command = args[0] if args else ""
+    if command == "train":
+        from .training import run
+
+        return run()
+    if command == "serve":
+        from .server import run as serve
+
+        return serve()
+    if command == "describe":
+        from .describe import main as describe
+
+        return describe()
+    if command == "local-tree":
+        from .local import main as local_tree
+
+        return local_tree(args[1:])
+    shown = repr(command) if command else "nothing"
+    print(f"{shown} is not a command this image runs. {USAGE} (SageMaker runs `train` and `serve`)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""What `docker run IMAGE serve` does: load the model once, then serve it with gunicorn.
+
+The model is loaded in the gunicorn master before any worker starts, so every worker shares
+it (copy-on-write) instead of holding a copy each, and /ping is 200 from a worker's first
+answer. If loading fails the server still starts, /ping answers 503 with the reason, and the
+log says in one line what is wrong and where it looked: a container that exits would be
+restarted by SageMaker in a silent loop.
+
+gunicorn supervises the workers (a crashed worker is replaced), stops them gracefully on
+SIGTERM within SageMaker's 30 s, and each worker runs the ASGI app on uvicorn (uvloop and
+httptools when installed).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
+
+from .app import InferenceApp, ModelState
+from .batching import BatchingPredictor
+from .metadata import read_metadata
+from .opt_ml import ContractError, OptMl
+from .project import SERVING_FUNCTIONS, user_module
+from .settings import Settings
+
+log = logging.getLogger("serve")
+
+GRACEFUL_STOP_SECONDS = 20  # SageMaker sends SIGKILL 30 s after SIGTERM.
+
+
+class Worker(UvicornWorker):
+    """A uvicorn worker without the parts this server doesn't use."""
+
+    CONFIG_KWARGS = {
+        "loop": "auto",
+        "http": "auto",
+        "lifespan": "off",
+        "server_header": False,
+        "date_header": False,
+    }
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app: InferenceApp, options: dict[str, Any]) -> None:
+        self._app = app
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            # Skip settings an older gunicorn (the one Python 3.9 gets) doesn't have.
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
+
+    def load(self) -> InferenceApp:
+        return self._app
+
+
+def model_dirs(opt_ml: OptMl) -> Sequence[Path]:
+    """Where to look for the model, in order."""
+    return [opt_ml.model_dir]
+
+
+def load_model(
+    module: ModuleType | None = None, dirs: Sequence[Path] | None = None, settings: Settings | None = None
+) -> ModelState:
+    """Load the project's model; on failure, a state that explains why in one line."""
+    settings = settings or Settings()
+    dirs = list(dirs or model_dirs(OptMl()))
+    started = time.monotonic()
+    try:
+        user = module or user_module(SERVING_FUNCTIONS)
+    except Exception as error:  # noqa: BLE001 - reported through /ping and the log
+        return ModelState(error=f"cannot import the project's model module: {type(error).__name__}: {error}")
+    found = next((d for d in dirs if d.is_dir() and any(d.iterdir())), None)
+    if found is None:
+        looked = ", ".join(str(d) for d in dirs)
+        return ModelState(
+            error=f"no model files in {looked}; SageMaker extracts the model's model.tar.gz there "
+            "(locally: run `make train-local` first)"
+        )
+    try:
+        model = user.load(found)
+    except Exception as error:  # noqa: BLE001
+        message = " ".join(str(error).split())[:300]
+        return ModelState(error=f"load() failed on {found}: {type(error).__name__}: {message}")
+    metadata = read_metadata(found) or {}
+    predictor = BatchingPredictor(
+        model,
+        user.predict,
+        batching=getattr(user, "SUPPORTS_BATCHING", True),
+        max_batch_rows=settings.batch_max_rows,
+        window_seconds=settings.batch_window_seconds,
+    )
+    feature_count = metadata.get("feature_count")
+    return ModelState(
+        predictor=predictor,
+        feature_count=feature_count if isinstance(feature_count, int) else None,
+        details={"model_dir": str(found), "load_seconds": round(time.monotonic() - started, 3)},
+    )
+
+
+def run() -> int:
+    """Serve until SIGTERM. Returns an exit code only when the settings are unusable."""
+    try:
+        settings = Settings.from_environ()
+    except ContractError as error:
+        log.error("cannot start the server: %s", error)
+        return 2
+    state = load_model(settings=settings)
+    if state.ready:
+        log.info("model loaded from %s in %.3f s", state.details["model_dir"], state.details["load_seconds"])
+    else:
+        log.error("MODEL NOT LOADED, /ping will answer 503: %s", state.error)
+    options = {
+        "bind": [f"0.0.0.0:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": f"{__name__}.Worker",
+        "timeout": settings.timeout_seconds,
+        "graceful_timeout": GRACEFUL_STOP_SECONDS,
+        "keepalive": 75,  # Longer than SageMaker's front end keeps idle connections.
+        "backlog": 2048,
+        "accesslog": "-" if settings.access_log else None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "serve",
+        "control_socket_disable": True,  # gunicorn >= 25 would create a socket under $HOME.
+    }
+    log.info(
+        "serving on port %d with %d worker(s), timeout %d s, payloads up to %d MB",
+        settings.port,
+        settings.workers,
+        settings.timeout_seconds,
+        settings.max_body_bytes // (1024 * 1024),
+    )
+    sys.stdout.flush()
+    _Gunicorn(InferenceApp(state, settings), options).run()
+    return 0

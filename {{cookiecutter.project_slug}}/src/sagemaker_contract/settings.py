@@ -1,0 +1,78 @@
+"""Serving settings, read from the environment SageMaker (or you) give the container.
+
+    SAGEMAKER_BIND_TO_PORT         port to listen on (inference pipelines); default 8080
+    MODEL_SERVER_WORKERS           server processes; default: one per CPU
+    MODEL_SERVER_TIMEOUT           seconds a request may take; default 60 (SageMaker's own limit)
+    SAGEMAKER_MAX_PAYLOAD_IN_MB    batch transform's payload limit; requests may be up to
+                                   max(6 MB, this) (0 means unlimited: 100 MB is allowed)
+    MODEL_SERVER_BATCH_ROWS        most records merged into one predict() call; default 1000
+    MODEL_SERVER_BATCH_WINDOW_MS   extra wait to gather a batch; default 0 (batch what is queued)
+    MODEL_SERVER_ACCESS_LOG        "true" logs every request; default off (it costs throughput)
+
+A value that makes no sense stops the server at start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .opt_ml import ContractError
+
+MEBIBYTE = 1024 * 1024
+REALTIME_PAYLOAD_MB = 6  # InvokeEndpoint's limit: 6 MB (6,291,456 bytes) each way.
+UNLIMITED_PAYLOAD_MB = 100  # CreateTransformJob's MaxPayloadInMB maximum.
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 8080
+    workers: int = 1
+    timeout_seconds: int = 60
+    max_payload_mb: int = REALTIME_PAYLOAD_MB
+    batch_max_rows: int = 1000
+    batch_window_seconds: float = 0.0
+    access_log: bool = False
+
+    @property
+    def max_body_bytes(self) -> int:
+        return max(REALTIME_PAYLOAD_MB, self.max_payload_mb) * MEBIBYTE
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        payload = _integer(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", REALTIME_PAYLOAD_MB, 0, UNLIMITED_PAYLOAD_MB)
+        return cls(
+            port=_integer(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535),
+            workers=_integer(env, "MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1, 256),
+            timeout_seconds=_integer(env, "MODEL_SERVER_TIMEOUT", 60, 1, 3600),
+            max_payload_mb=payload or UNLIMITED_PAYLOAD_MB,
+            batch_max_rows=_integer(env, "MODEL_SERVER_BATCH_ROWS", 1000, 1, 10_000_000),
+            batch_window_seconds=_integer(env, "MODEL_SERVER_BATCH_WINDOW_MS", 0, 0, 1000) / 1000,
+            access_log=_boolean(env, "MODEL_SERVER_ACCESS_LOG", False),
+        )
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ContractError(f"{name}={text!r} is not a whole number; set it to {low}..{high} or unset it") from None
+    if not low <= value <= high:
+        raise ContractError(f"{name}={value} is out of range; set it to {low}..{high} or unset it")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ContractError(f"{name}={text!r} is not a boolean; set it to true or false")

@@ -1,0 +1,238 @@
+"""SageMaker's training contract: what `docker run IMAGE train` does.
+
+1. Read /opt/ml/input/config: hyperparameters.json (all values are strings), inputdataconfig.json
+   and resourceconfig.json. Missing or minimal files are tolerated, as local runs write them.
+2. Check the hyperparameters and channels against the project's declaration; report every
+   problem at once.
+3. Read each channel (CSV, label first, no header), call the project's `fit`, print the metrics
+   `evaluate` returns as `<channel>:<name>=<value>` lines, and `save` the model to /opt/ml/model.
+4. On any error, write one clear reason to /opt/ml/output/failure (SageMaker shows its first
+   1024 characters as FailureReason), keep the traceback in the log, and exit non-zero.
+5. On SIGTERM (StopTrainingJob, or MaxRuntimeInSeconds reached; SIGKILL follows 120 s later),
+   stop at the next Python instruction, or finish a save that has begun, and exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any
+
+from .datasets import Dataset, read_csv_channel
+from .declaration import InvalidHyperparameter, declaration_problems, parse_hyperparameters
+from .metadata import write_metadata
+from .opt_ml import FAILURE_REASON_LIMIT, ContractError, OptMl
+from .project import TRAINING_DECLARATIONS, TRAINING_FUNCTIONS, ProjectError, user_module
+
+log = logging.getLogger("train")
+
+READABLE_INPUT_MODES = ("File", "FastFile")
+EXIT_FAILED = 1
+EXIT_STOPPED = 143  # 128 + SIGTERM, what a process killed by SIGTERM reports.
+
+
+class TrainingStopped(BaseException):
+    """Raised inside training when SIGTERM arrives (BaseException: user code can't swallow it)."""
+
+
+class _SigtermStop:
+    """SIGTERM stops training at once, except during a save, which is allowed to finish."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._deferring = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if not self._deferring:
+            raise TrainingStopped()
+        log.warning("SIGTERM received while saving the model; finishing the save first")
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGTERM, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+
+
+def run(opt_ml: OptMl | None = None, module: ModuleType | None = None) -> int:
+    """Train once, as SageMaker does. Returns the process exit code."""
+    opt_ml = opt_ml or OptMl()
+    stop = _SigtermStop()
+    started = time.monotonic()
+    try:
+        with stop.installed():
+            _train(opt_ml, module, stop)
+    except TrainingStopped:
+        return _fail(
+            opt_ml,
+            "training stopped by SIGTERM (StopTrainingJob or MaxRuntimeInSeconds) before the model was saved",
+            EXIT_STOPPED,
+        )
+    except (ContractError, InvalidHyperparameter, ProjectError) as error:
+        return _fail(opt_ml, str(error), EXIT_FAILED)
+    except Exception as error:  # noqa: BLE001 - anything from user code must become a reason
+        traceback.print_exc()
+        return _fail(opt_ml, _describe_crash(error), EXIT_FAILED)
+    log.info("training finished in %.1f s; model saved to %s", time.monotonic() - started, opt_ml.model_dir)
+    return 0
+
+
+def _train(opt_ml: OptMl, module: ModuleType | None, stop: _SigtermStop) -> None:
+    user = module or user_module(TRAINING_FUNCTIONS + TRAINING_DECLARATIONS)
+    problems = declaration_problems(user.HYPERPARAMETERS, user.CHANNELS, user.METRICS)
+    if problems:
+        raise ProjectError(f"the declaration in {user.__file__} is invalid: " + "; ".join(problems))
+
+    hyperparameters, warnings = parse_hyperparameters(opt_ml.hyperparameters(), user.HYPERPARAMETERS)
+    for warning in warnings:
+        log.warning("%s", warning)
+    is_leader = _check_resources(opt_ml.resource_config())
+    datasets = _read_channels(opt_ml, user)
+    log.info(
+        "training on %s with %s",
+        ", ".join(f"{name}: {len(data)} rows" for name, data in datasets.items() if data is not None),
+        json.dumps({k: v for k, v in hyperparameters.items() if v is not None}, default=str),
+    )
+
+    model = user.fit(hyperparameters, **datasets)
+
+    metrics: dict[str, float] = {}
+    for channel, data in datasets.items():
+        if data is None:
+            continue
+        for name, value in (user.evaluate(model, data) or {}).items():
+            metrics[f"{channel}:{name}"] = float(value)
+    _print_metrics(metrics, user)
+
+    if not is_leader:
+        log.info("not the first host; leaving /opt/ml/model to the first host")
+        return
+    with stop.deferred():
+        opt_ml.model_dir.mkdir(parents=True, exist_ok=True)
+        user.save(model, opt_ml.model_dir)
+        if not any(opt_ml.model_dir.iterdir()):
+            raise ProjectError(f"save() wrote nothing to {opt_ml.model_dir}; it must write the model there")
+        train = datasets[_first_required(user)]
+        write_metadata(
+            opt_ml.model_dir,
+            feature_count=train.feature_count,
+            label_kind=train.labels.dtype.kind,
+        )
+        opt_ml.output_data_dir.mkdir(parents=True, exist_ok=True)
+        (opt_ml.output_data_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def _first_required(user: ModuleType) -> str:
+    return next(channel.name for channel in user.CHANNELS if channel.required)
+
+
+def _check_resources(resource_config: dict[str, Any]) -> bool:
+    """Log where we run; returns whether this host should write the model."""
+    hosts: list[str] = list(resource_config.get("hosts") or [])
+    current = resource_config.get("current_host")
+    if len(hosts) > 1:
+        log.warning(
+            "%d hosts in resourceconfig.json; this algorithm trains on one instance, so every "
+            "host trains on its own copy of the data and only %s saves the model",
+            len(hosts),
+            hosts[0],
+        )
+    return not hosts or current is None or current == hosts[0]
+
+
+def _read_channels(opt_ml: OptMl, user: ModuleType) -> dict[str, Dataset | None]:
+    config = opt_ml.input_data_config()
+    declared = {channel.name: channel for channel in user.CHANNELS}
+    if config:
+        delivered = set(config)
+    else:
+        # No inputdataconfig.json (a minimal local run): the directories are the channels.
+        delivered = {p.name for p in opt_ml.data_dir.iterdir() if p.is_dir()} if opt_ml.data_dir.is_dir() else set()
+    for name in sorted(delivered - set(declared)):
+        log.warning("ignoring channel %r: this algorithm declares %s", name, ", ".join(declared))
+    missing = [name for name, channel in declared.items() if channel.required and name not in delivered]
+    if missing:
+        wanted = ", ".join(f"{c.name} ({'required' if c.required else 'optional'})" for c in user.CHANNELS)
+        raise ContractError(
+            f"the training job has no {' or '.join(repr(m) for m in missing)} channel; "
+            f"this algorithm takes the channels {wanted}"
+        )
+    datasets: dict[str, Dataset | None] = {}
+    for name in declared:
+        if name not in delivered:
+            datasets[name] = None
+            continue
+        settings = config.get(name) or {}
+        mode = settings.get("TrainingInputMode", "File")
+        if mode not in READABLE_INPUT_MODES:
+            raise ContractError(
+                f"channel {name!r} uses {mode} input mode; this algorithm reads files, so use "
+                f"{' or '.join(READABLE_INPUT_MODES)}"
+            )
+        if settings.get("RecordWrapperType", "None") not in ("None", None):
+            raise ContractError(
+                f"channel {name!r} wraps records as {settings['RecordWrapperType']}; this "
+                "algorithm reads plain CSV, so set RecordWrapperType to None"
+            )
+        datasets[name] = read_csv_channel(name, opt_ml.channel_dir(name))
+    widths = {name: data.feature_count for name, data in datasets.items() if data is not None}
+    if len(set(widths.values())) > 1:
+        raise ContractError(
+            "channels disagree on the number of features ("
+            + ", ".join(f"{name}: {width}" for name, width in widths.items())
+            + "); every channel needs the same columns"
+        )
+    return datasets
+
+
+def _print_metrics(metrics: dict[str, float], user: ModuleType) -> None:
+    declared = {metric.name: metric for metric in user.METRICS}
+    for name, value in metrics.items():
+        metric = declared.get(name)
+        # stdout, one line each, in exactly the form the declared regexes match.
+        print(metric.line(value) if metric else f"{name}={value:.6g}", flush=True)
+
+
+def _describe_crash(error: BaseException) -> str:
+    """`fit() in model.py line 42 raised ValueError: ...`: where the user's code failed, first."""
+    frames = traceback.extract_tb(error.__traceback__)
+    user_frames = [f for f in frames if "sagemaker_contract" not in Path(f.filename).parts]
+    where = ""
+    if user_frames:
+        frame = user_frames[0]
+        where = f"{frame.name}() in {Path(frame.filename).name} line {frame.lineno} "
+        if frame is not user_frames[-1]:
+            inner = user_frames[-1]
+            where += f"(failing in {Path(inner.filename).name} line {inner.lineno}) "
+    message = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+    return f"{where}raised {type(error).__name__}: {message}. The full traceback is in the training log."
+
+
+def _fail(opt_ml: OptMl, reason: str, code: int) -> int:
+    reason = " ".join(reason.split())
+    if len(reason) > FAILURE_REASON_LIMIT:
+        reason = reason[: FAILURE_REASON_LIMIT - 3] + "..."
+    log.error("training failed: %s", reason)
+    sys.stderr.flush()
+    # Written last, after all other output, as the developer guide asks.
+    opt_ml.write_failure(reason)
+    return code

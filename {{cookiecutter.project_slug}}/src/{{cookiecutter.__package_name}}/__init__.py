@@ -1,0 +1,1 @@
+"""{{ cookiecutter.project_name }}: your code. Start in model.py."""

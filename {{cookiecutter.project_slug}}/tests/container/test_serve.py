@@ -1,0 +1,178 @@
+"""`docker run IMAGE serve`: /ping, /invocations and /execution-parameters over real HTTP."""
+
+import json
+import time
+
+import pytest
+
+from .conftest import SAMPLE_DATA, Server, docker
+
+MEBIBYTE = 1024 * 1024
+
+
+def sample_rows():
+    """Feature rows from the validation data (the label column dropped)."""
+    rows = []
+    for path in sorted((SAMPLE_DATA / "validation").glob("*")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rows.append([float(value) for value in line.split(",")[1:]])
+    return rows
+
+
+ROWS = sample_rows()
+
+
+def csv_body(rows):
+    return "".join(",".join(repr(v) for v in row) + "\n" for row in rows).encode()
+
+
+def test_ping_is_200_quickly_after_start(server):
+    print(f"\nserve: first /ping 200 after {server.seconds_to_healthy:.2f} s")
+    assert server.request("GET", "/ping")[::2] == (200, b"")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/csv", csv_body(ROWS)),
+        ("application/json", json.dumps({"instances": ROWS}).encode()),
+        ("application/jsonlines", "".join(json.dumps(row) + "\n" for row in ROWS).encode()),
+    ],
+)
+@pytest.mark.parametrize("accept", [None, "text/csv", "application/json", "application/jsonlines"])
+def test_every_content_type_and_accept_gives_one_prediction_per_record(server, content_type, body, accept):
+    status, response_type, answer = server.invoke(body, content_type, accept)
+    assert status == 200, answer
+    expected_type = accept or content_type
+    assert response_type == expected_type
+    if expected_type == "application/json":
+        predictions = json.loads(answer)["predictions"]
+    else:
+        predictions = answer.decode().splitlines()
+    assert len(predictions) == len(ROWS)
+
+
+def test_formats_agree_on_the_predictions(server):
+    as_csv = server.invoke(csv_body(ROWS), "text/csv", "application/json")[2]
+    as_json = server.invoke(json.dumps(ROWS).encode(), "application/json", "application/json")[2]
+    assert json.loads(as_csv) == json.loads(as_json)
+
+
+def test_a_batch_transform_payload_near_6_mb_is_answered_in_order(server):
+    record = csv_body(ROWS)
+    body = record * (int(5.9 * MEBIBYTE) // len(record))
+    status, _, answer = server.invoke(body, "text/csv", "text/csv")
+    assert status == 200
+    lines = answer.decode().splitlines()
+    assert len(lines) == body.count(b"\n")
+    single = server.invoke(record, "text/csv", "text/csv")[2].decode().splitlines()
+    assert lines[: len(single)] == single and lines[-len(single) :] == single
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "accept", "status"),
+    [
+        ("image/png", b"\x89PNG", None, 415),
+        ("text/csv", csv_body(ROWS[:1]), "image/png", 406),
+        ("text/csv", b"sepal_length,sepal_width\n1,2", None, 400),
+        ("application/json", b"{not json", None, 400),
+        ("text/csv", b"1.0\n", None, 400),
+        ("text/csv", b"", None, 400),
+        ("text/csv", b"1," * (3 * MEBIBYTE) + b"1\n", None, 413),
+    ],
+    ids=["content-type", "accept", "header-row", "bad-json", "feature-count", "empty", "over-6mb"],
+)
+def test_client_mistakes_get_a_4xx_and_one_line_and_the_server_lives_on(server, content_type, body, accept, status):
+    got, response_type, answer = server.invoke(body, content_type, accept)
+    assert got == status, answer
+    assert response_type.startswith("text/plain")
+    assert answer.decode().count("\n") == 1
+    assert server.request("GET", "/ping")[0] == 200
+
+
+def test_execution_parameters_for_batch_transform(server):
+    status, response_type, answer = server.request("GET", "/execution-parameters")
+    assert status == 200 and response_type == "application/json"
+    parameters = json.loads(answer)
+    assert parameters["BatchStrategy"] == "MultiRecord"
+    assert parameters["MaxPayloadInMB"] >= 6 and parameters["MaxConcurrentTransforms"] >= 1
+
+
+def test_batch_payload_limit_and_workers_follow_the_environment(image, trained):
+    root, _ = trained
+    running = Server(
+        image,
+        root / "model",
+        env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "10", "MODEL_SERVER_WORKERS": "1", "SAGEMAKER_BATCH": "true"},
+    )
+    try:
+        running.wait_until_healthy()
+        parameters = json.loads(running.request("GET", "/execution-parameters")[2])
+        assert parameters["MaxPayloadInMB"] == 10 and parameters["MaxConcurrentTransforms"] == 1
+        record = csv_body(ROWS)
+        body = record * (8 * MEBIBYTE // len(record))
+        assert running.invoke(body)[0] == 200
+    finally:
+        running.stop()
+
+
+def test_inference_pipelines_bind_to_the_port_sagemaker_chooses(image, trained):
+    root, _ = trained
+    running = Server(image, root / "model", env={"SAGEMAKER_BIND_TO_PORT": "9091"}, port=9091)
+    try:
+        running.wait_until_healthy()
+        assert running.invoke(csv_body(ROWS[:2]))[0] == 200
+    finally:
+        running.stop()
+
+
+def test_serves_with_no_network_at_all(image, trained):
+    # As Marketplace buyers run it. No port can be published, so ask from inside the container.
+    root, _ = trained
+    running = Server(image, root / "model", network="none")
+    probe = (
+        "import time, urllib.request\n"
+        "for _ in range(600):\n"
+        "    try:\n"
+        "        urllib.request.urlopen('http://127.0.0.1:8080/ping', timeout=2); break\n"
+        "    except OSError: time.sleep(0.1)\n"
+        "request = urllib.request.Request('http://127.0.0.1:8080/invocations', data=b'"
+        + ",".join(map(repr, ROWS[0]))
+        + "', headers={'Content-Type': 'text/csv'})\n"
+        "print(urllib.request.urlopen(request, timeout=10).read().decode().strip())\n"
+    )
+    try:
+        result = docker("exec", running.id, "/opt/venv/bin/python", "-c", probe, timeout=120, check=False)
+        assert result.returncode == 0 and result.stdout.strip(), result.stderr + running.logs()
+    finally:
+        running.stop()
+
+
+def test_without_a_model_ping_says_why_and_the_container_stays_up(image, tmp_path):
+    empty = tmp_path / "model"
+    empty.mkdir()
+    running = Server(image, empty)
+    try:
+        deadline = time.monotonic() + 60
+        status, answer = None, b""
+        while time.monotonic() < deadline:
+            try:
+                status, _, answer = running.request("GET", "/ping", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert status == 503 and b"no model files in /opt/ml/model" in answer
+        assert running.running()
+        assert "MODEL NOT LOADED" in running.logs()
+    finally:
+        running.stop()
+
+
+def test_sigterm_stops_the_server_cleanly_within_30_seconds(image, trained):
+    root, _ = trained
+    running = Server(image, root / "model")
+    running.wait_until_healthy()
+    took = running.stop(timeout=30)
+    print(f"\nserve: stopped {took:.2f} s after SIGTERM")
+    assert took < 30

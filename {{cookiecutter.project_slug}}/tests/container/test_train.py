@@ -1,0 +1,86 @@
+"""`docker run IMAGE train` with no network, against an /opt/ml tree like SageMaker's."""
+
+import json
+import re
+import time
+
+from .conftest import LOCAL_USER, docker, make_tree, train
+
+
+def test_training_saves_a_model_and_writes_no_failure(trained):
+    root, result = trained
+    assert any((root / "model").iterdir())
+    assert not (root / "output" / "failure").exists()
+    assert json.loads((root / "output" / "data" / "metrics.json").read_text())
+
+
+def test_every_declared_metric_regex_matches_what_training_printed(trained, declaration):
+    _, result = trained
+    lines = result.stdout.splitlines()
+    for definition in declaration["metric_definitions"]:
+        matches = [re.search(definition["Regex"], line) for line in lines]
+        values = [float(m.group(1)) for m in matches if m]
+        assert len(values) == 1, (
+            f"{definition['Name']}: regex {definition['Regex']!r} matched {len(values)} lines of {lines}"
+        )
+
+
+def failure_of(root):
+    return (root / "output" / "failure").read_text().strip()
+
+
+def test_bad_hyperparameters_fail_with_a_reason_sagemaker_shows(image, tmp_path, declaration):
+    root = make_tree(image, tmp_path / "opt_ml")
+    name = declaration["hyperparameters"][0]["Name"]
+    hyperparameters = json.loads((root / "input/config/hyperparameters.json").read_text())
+    hyperparameters[name] = "not-a-value"
+    (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
+    result = train(image, root)
+    assert result.returncode != 0
+    reason = failure_of(root)
+    assert reason.startswith("invalid hyperparameters: ") and name in reason
+    assert len(reason) <= 1024
+    assert not any((root / "model").iterdir())
+
+
+def test_a_missing_required_channel_fails_with_a_reason(image, tmp_path, declaration):
+    root = make_tree(image, tmp_path / "opt_ml")
+    required = next(c["Name"] for c in declaration["channels"] if c["IsRequired"])
+    config = json.loads((root / "input/config/inputdataconfig.json").read_text())
+    del config[required]
+    (root / "input/config/inputdataconfig.json").write_text(json.dumps(config))
+    result = train(image, root)
+    assert result.returncode != 0
+    assert f"no '{required}' channel" in failure_of(root)
+
+
+def test_unreadable_data_fails_naming_the_file_and_line(image, tmp_path, declaration):
+    root = make_tree(image, tmp_path / "opt_ml")
+    required = next(c["Name"] for c in declaration["channels"] if c["IsRequired"])
+    (root / "input/data" / required / "broken.csv").write_text("label,feature\n")
+    result = train(image, root)
+    assert result.returncode != 0
+    assert f"{required}/broken.csv line 1" in failure_of(root)
+
+
+def test_sigterm_stops_training_within_sagemakers_grace_period(image, tmp_path, declaration):
+    # Enough rows that reading them takes a while, then `docker stop` as StopTrainingJob does.
+    root = make_tree(image, tmp_path / "opt_ml")
+    required = next(c["Name"] for c in declaration["channels"] if c["IsRequired"])
+    sample = next((root / "input/data" / required).glob("*")).read_text()
+    (root / "input/data" / required / "big.csv").write_text(sample * 20000)
+    name = f"train-sigterm-{time.monotonic_ns()}"
+    docker(
+        "run", "-d", "--name", name, "--network", "none", "--user", LOCAL_USER, "-v", f"{root}:/opt/ml", image, "train"
+    )
+    try:
+        time.sleep(2)
+        started = time.monotonic()
+        docker("stop", "-t", "120", name, timeout=180)
+        stopped_in = time.monotonic() - started
+        state = json.loads(docker("inspect", name).stdout)[0]["State"]
+    finally:
+        docker("rm", "-f", name, check=False)
+    assert stopped_in < 10, f"took {stopped_in:.1f} s to stop after SIGTERM"
+    assert state["ExitCode"] != 0
+    assert failure_of(root).startswith("training stopped by SIGTERM")

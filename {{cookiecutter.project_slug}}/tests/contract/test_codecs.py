@@ -1,0 +1,117 @@
+"""Request and response formats of /invocations (sagemaker_contract.codecs)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sagemaker_contract import codecs
+from sagemaker_contract.codecs import CSV, JSON, JSONLINES, ClientError
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        (CSV, b"1,2,3\n4,5,6\n"),
+        (CSV, b"1, 2, 3\r\n4,5,6"),
+        (CSV, b'"1",2,3\n4,5,6'),
+        (JSON, b"[[1, 2, 3], [4, 5, 6]]"),
+        (JSON, b'{"instances": [[1, 2, 3], {"features": [4, 5, 6]}]}'),
+        (JSONLINES, b'[1, 2, 3]\n{"features": [4, 5, 6]}\n'),
+    ],
+)
+def test_many_records_in_every_format(kind, body):
+    assert codecs.decode(kind, body).tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [(CSV, b"1,2,3"), (JSON, b"[1, 2, 3]"), (JSON, b'{"features": [1, 2, 3]}'), (JSONLINES, b"[1,2,3]")],
+)
+def test_one_record_in_every_format(kind, body):
+    assert codecs.decode(kind, body).tolist() == [[1, 2, 3]]
+
+
+def test_empty_csv_fields_and_json_nulls_are_missing_values():
+    assert np.isnan(codecs.decode(CSV, b"1,,3\n,5,6")).tolist() == [[False, True, False], [True, False, False]]
+    assert np.isnan(codecs.decode(JSON, b"[[1, null, 3]]")).tolist() == [[False, True, False]]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "status", "message"),
+    [
+        (CSV, b"", 400, "empty body"),
+        (CSV, b"  \n ", 400, "empty body"),
+        (CSV, b"a,b\n1,2", 400, "CSV line 1 column 1: 'a' is not a number (remove the header row)"),
+        (CSV, b"1,2\n1,2,3", 400, "CSV line 2 has 3 values but line 1 has 2"),
+        (CSV, b"\xff\xfe1,2", 400, "body is not UTF-8 text"),
+        (JSON, b"{", 400, "body is not valid JSON"),
+        (JSON, b'{"rows": []}', 400, 'needs an "instances" list'),
+        (JSON, b'"text"', 400, "JSON body must be a list of records"),
+        (JSON, b"[[1, 2], [1]]", 400, "instance 2 has 1 values but instance 1 has 2"),
+        (JSON, b'[[1, "x"]]', 400, 'instance 1: "x" is not a number'),
+        (JSON, b"[[true, 1]]", 400, "instance 1: true is not a number"),
+        (JSON, b"[]", 400, "no records"),
+        (JSONLINES, b"[1, 2]\nnope", 400, "JSON Lines line 2 is not valid JSON"),
+    ],
+)
+def test_client_mistakes_get_a_4xx_and_one_line(kind, body, status, message):
+    with pytest.raises(ClientError) as caught:
+        codecs.decode(kind, body)
+    assert caught.value.status == status
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("text/csv", CSV),
+        ("text/csv; charset=utf-8", CSV),
+        ("Application/JSON", JSON),
+        ("application/jsonlines", JSONLINES),
+    ],
+)
+def test_content_types(header, expected):
+    assert codecs.request_type(header) == expected
+
+
+@pytest.mark.parametrize("header", ["", "image/png", "text/plain", "text/csv; charset=latin-1"])
+def test_unsupported_content_types_are_415(header):
+    with pytest.raises(ClientError) as caught:
+        codecs.request_type(header)
+    assert caught.value.status == 415
+
+
+@pytest.mark.parametrize(
+    ("accept", "request_kind", "expected"),
+    [
+        ("", CSV, CSV),
+        ("*/*", JSON, JSON),
+        ("application/json", CSV, JSON),
+        ("text/csv;q=0.5, application/jsonlines", CSV, JSONLINES),
+        ("image/png, text/*", JSON, CSV),
+        ("application/*", CSV, JSON),
+        ("application/json;q=0, text/csv", JSON, CSV),
+    ],
+)
+def test_accept_is_honoured_with_q_values(accept, request_kind, expected):
+    assert codecs.response_type(accept, request_kind) == expected
+
+
+@pytest.mark.parametrize("accept", ["image/png", "text/html, application/xml", "application/json;q=0"])
+def test_unsatisfiable_accept_is_406(accept):
+    with pytest.raises(ClientError) as caught:
+        codecs.response_type(accept, CSV)
+    assert caught.value.status == 406
+
+
+def test_encodings_give_one_prediction_per_record():
+    labels = np.array(["setosa", "virginica"])
+    assert codecs.encode(CSV, labels) == b"setosa\nvirginica\n"
+    assert json.loads(codecs.encode(JSON, labels)) == {"predictions": ["setosa", "virginica"]}
+    assert codecs.encode(JSONLINES, labels) == b'"setosa"\n"virginica"\n'
+    assert codecs.encode(CSV, np.array([1, 0])) == b"1\n0\n"
+    assert codecs.encode(CSV, np.array([[0.25, 0.75], [1.0, 0.0]])) == b"0.25,0.75\n1.0,0.0\n"
+    assert codecs.encode(CSV, ["a,b", 'say "hi"']) == b'"a,b"\n"say ""hi"""\n'
+    assert json.loads(codecs.encode(JSON, np.array([np.nan, 1.0]))) == {"predictions": [None, 1.0]}
