@@ -4,6 +4,7 @@ train        train on /opt/ml/input, save to /opt/ml/model (training.py)
 serve        answer /ping and /invocations on port 8080 (server.py)
 describe     print the project's declaration as JSON (hyperparameters, channels, metrics)
 local-tree   write an /opt/ml tree for a local run: local-tree DIR --data DATA [--set k=v ...]
+docs         write the declaration's tables into README.md (`make docs`)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 
-USAGE = "usage: IMAGE train | serve | describe | local-tree DIR --data DATA [--set NAME=VALUE ...]"
+USAGE = "usage: IMAGE train | serve | describe | docs README.md | local-tree DIR --data DATA [--set NAME=VALUE ...]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from .local import main as local_tree
 
         return local_tree(args[1:])
+    if command == "docs":
+        from .docs import main as docs
+
+        return docs(args[1:])
     shown = repr(command) if command else "nothing"
     print(f"{shown} is not a command this image runs. {USAGE} (SageMaker runs `train` and `serve`)", file=sys.stderr)
     return 2

@@ -1,0 +1,81 @@
+"""Shared helpers for the template's tests.
+
+Tiers (markers): unmarked tests bake and inspect (seconds); `generated` runs the baked project's
+own lint and unit tests (needs make); `container` builds the image and runs the project's
+container tests (needs a Docker engine). A tier whose tools are missing is skipped with the
+reason, except under CI, where a missing tool is an error: CI must really run every tier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip loudly when a tier's tool is missing; fail under CI."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must run this tier)", pytrace=False)
+    pytest.skip(f"NOT RUN: {reason}")
+
+
+def bake(cookies, **context):
+    """Bake with `context` answers; fail with cookiecutter's own error if generation fails."""
+    unknown = set(context) - set(COOKIECUTTER_JSON)
+    assert not unknown, f"not questions in cookiecutter.json (cookiecutter would ignore them): {unknown}"
+    result = cookies.bake(extra_context={k: v for k, v in context.items()})
+    assert result.exception is None, f"generation failed: {result.exception!r}"
+    assert result.exit_code == 0
+    return result.project_path
+
+
+def choices(name: str) -> list:
+    return list(COOKIECUTTER_JSON[name])
+
+
+def run(args: list[str], cwd: Path, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command; on failure, fail the test with its output."""
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if result.returncode != 0:
+        pytest.fail(
+            f"`{' '.join(args)}` in {cwd} exited {result.returncode}\n--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}",
+            pytrace=False,
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def project_venv(tmp_path_factory, cookies_session):
+    """One virtualenv with a baked project's requirements, shared by every baked project (VENV=...)."""
+    require(shutil.which("make") is not None, "`make` is not installed")
+    project = bake(cookies_session)
+    venv = tmp_path_factory.mktemp("project-venv") / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], cwd=project)
+    pip = str(venv / "bin" / "pip")
+    run([pip, "install", "--quiet", "--require-hashes", "-r", "requirements.lock"], cwd=project)
+    run([pip, "install", "--quiet", "-r", "requirements-dev.txt"], cwd=project)
+    (venv / ".installed").touch()
+    return venv
+
+
+def make(project: Path, *targets: str, venv: Path | None = None, timeout: float = 1800, **variables: str):
+    """Run `make` in a baked project, pointing it at the shared venv."""
+    args = ["make", *targets]
+    if venv is not None:
+        # Keep the shared venv's stamp newer than the project's files so make reuses it.
+        (venv / ".installed").touch()
+        args.append(f"VENV={venv}")
+    args += [f"{key}={value}" for key, value in variables.items()]
+    return run(args, cwd=project, timeout=timeout)

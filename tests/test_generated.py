@@ -1,0 +1,33 @@
+"""Tier `generated`: the baked project's own checks pass, run the way its README says."""
+
+import shutil
+
+import pytest
+
+from .conftest import bake, make, require, run
+
+pytestmark = pytest.mark.generated
+
+
+@pytest.fixture(scope="module", autouse=True)
+def make_installed():
+    require(shutil.which("make") is not None, "`make` is not installed")
+
+
+@pytest.mark.parametrize("answers", [{}, {"base_os": "debian-12", "marketplace": False}], ids=["defaults", "debian-12"])
+def test_baked_project_passes_its_lint_and_unit_tests(cookies, project_venv, answers):
+    project = bake(cookies, **answers)
+    make(project, "lint", "test", venv=project_venv)
+
+
+def test_make_help_lists_the_entry_points(cookies):
+    project = bake(cookies)
+    listing = run(["make", "help"], cwd=project).stdout
+    for target in ("test", "build", "train-local", "serve-local", "test-container", "check-os", "push", "publish", "clean"):
+        assert f"  {target} " in listing, f"make help does not list {target}:\n{listing}"
+
+
+def test_build_passes_base_image_and_platform(cookies):
+    project = bake(cookies)
+    dry_run = run(["make", "-n", "build", "BASE_IMAGE=mirror.example/debian:12-slim"], cwd=project).stdout
+    assert "--platform linux/amd64" in dry_run and "--build-arg BASE_IMAGE=mirror.example/debian:12-slim" in dry_run

@@ -1,0 +1,98 @@
+"""Unit tests of the hooks, imported unrendered: their only Jinja is one JSON string."""
+
+import json
+
+import pytest
+
+from hooks import post_gen_project, pre_gen_project
+
+GOOD = {
+    "project_name": "Churn Model",
+    "project_slug": "churn-model",
+    "description": "Predicts churn.",
+    "author_name": "Ana O'Neil",
+    "author_email": "ana@example.com",
+    "aws_region": "eu-west-1",
+    "training_instance_type": "ml.m5.large",
+    "inference_instance_type": "ml.c5.xlarge",
+}
+
+
+def problems(**changes):
+    return pre_gen_project.validate({**GOOD, **changes})
+
+
+def test_good_answers_pass():
+    assert problems() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"project_slug": "Churn_Model"}, "project_slug 'Churn_Model' must be lowercase letters, digits and single dashes"),
+        ({"project_slug": "churn--model"}, "try 'churn-model'"),
+        ({"project_slug": "9lives"}, "try 'lives'"),
+        ({"project_slug": "x" * 64}, "at most 63 characters"),
+        ({"project_slug": "numpy"}, "gives the Python package 'numpy', which would shadow a module the image imports"),
+        ({"project_slug": "class"}, "gives the Python package 'class'"),
+        ({"project_name": "  "}, "project_name is empty"),
+        ({"project_name": "two\nlines"}, "project_name 'two\\nlines' contains a line break"),
+        ({"description": "x" * 1025}, "description is 1025 characters; SageMaker allows 1024"),
+        ({"author_email": "not-an-email"}, "author_email 'not-an-email' is not an email address"),
+        ({"aws_region": "europe"}, "aws_region 'europe' is not an AWS region name"),
+        ({"training_instance_type": "m5.large"}, "training_instance_type 'm5.large' is not a SageMaker instance type"),
+    ],
+)
+def test_each_bad_answer_gets_one_line_naming_it(changes, expected):
+    found = problems(**changes)
+    assert len(found) == 1, found
+    assert expected in found[0]
+    assert "\n" not in found[0]
+
+
+def test_all_problems_are_reported_together():
+    assert len(problems(project_slug="Bad Slug", aws_region="mars-1", inference_instance_type="big")) == 3
+
+
+@pytest.mark.parametrize(
+    "region", ["us-east-1", "eu-central-2", "ap-southeast-4", "us-gov-west-1", "cn-north-1", "il-central-1"]
+)
+def test_real_region_names_pass(region):
+    assert problems(aws_region=region) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("Churn Model (v2)", "churn-model-v2"), ("Ünïcode Módel", "unicode-model"), ("42", "my-project")],
+)
+def test_suggested_slugs_are_valid(name, slug):
+    assert pre_gen_project.suggest_slug(name) == slug
+    assert pre_gen_project.SLUG.match(slug)
+
+
+def test_main_prints_each_problem_and_fails(monkeypatch, capsys):
+    monkeypatch.setattr(pre_gen_project, "CONTEXT_JSON", json.dumps({**GOOD, "aws_region": "x"}))
+    assert pre_gen_project.main() == 1
+    err = capsys.readouterr().err
+    assert "ERROR: aws_region 'x'" in err and "Nothing was generated" in err
+
+
+def test_set_build_arg_changes_only_the_default_line():
+    dockerfile = "ARG BASE_IMAGE=debian:12-slim\nFROM ${BASE_IMAGE}\nARG BASE_IMAGE\n"
+    assert post_gen_project.set_build_arg(dockerfile, "BASE_IMAGE", "mirror/debian:12") == (
+        "ARG BASE_IMAGE=mirror/debian:12\nFROM ${BASE_IMAGE}\nARG BASE_IMAGE\n"
+    )
+    with pytest.raises(ValueError, match="no 'ARG PYTHON=' line"):
+        post_gen_project.set_build_arg(dockerfile, "PYTHON", "python3")
+
+
+def test_write_dockerfile_is_safe_to_run_twice(tmp_path):
+    recipes = tmp_path / "docker-recipes"
+    recipes.mkdir()
+    (recipes / "apt.Dockerfile").write_text("ARG BASE_IMAGE=x\nARG PYTHON=y\nFROM ${BASE_IMAGE}\n")
+    choice = {"recipe": "apt", "image": "debian:12-slim", "python": "python3"}
+    post_gen_project.write_dockerfile(tmp_path, choice)
+    first = (tmp_path / "Dockerfile").read_text()
+    post_gen_project.write_dockerfile(tmp_path, choice)
+    assert (tmp_path / "Dockerfile").read_text() == first == "ARG BASE_IMAGE=debian:12-slim\nARG PYTHON=python3\nFROM ${BASE_IMAGE}\n"
+    assert not recipes.exists()
