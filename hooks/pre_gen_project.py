@@ -22,8 +22,19 @@ INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9-]+$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Package names that would shadow what the image imports.
 RESERVED_PACKAGES = {
-    "sagemaker_contract", "numpy", "scipy", "sklearn", "joblib", "xgboost", "gunicorn",
-    "uvicorn", "uvicorn_worker", "uvloop", "httptools", "tests", "test",
+    "sagemaker_contract",
+    "numpy",
+    "scipy",
+    "sklearn",
+    "joblib",
+    "xgboost",
+    "gunicorn",
+    "uvicorn",
+    "uvicorn_worker",
+    "uvloop",
+    "httptools",
+    "tests",
+    "test",
 }
 
 

@@ -47,10 +47,13 @@ def choices(name: str) -> list:
 
 def run(args: list[str], cwd: Path, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command; on failure, fail the test with its output."""
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     if result.returncode != 0:
         pytest.fail(
-            f"`{' '.join(args)}` in {cwd} exited {result.returncode}\n--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}",
+            f"`{' '.join(args)}` in {cwd} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}",
             pytrace=False,
         )
     return result

@@ -18,23 +18,56 @@ import pytest
 from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices
 
 CONTRACT = [
-    "__init__.py", "__main__.py", "app.py", "base_os.json", "batching.py", "codecs.py", "datasets.py",
-    "declaration.py", "describe.py", "docs.py", "local.py", "metadata.py", "opt_ml.py", "project.py", "server.py",
-    "settings.py", "training.py",
+    "__init__.py",
+    "__main__.py",
+    "app.py",
+    "base_os.json",
+    "batching.py",
+    "codecs.py",
+    "datasets.py",
+    "declaration.py",
+    "describe.py",
+    "docs.py",
+    "local.py",
+    "metadata.py",
+    "opt_ml.py",
+    "project.py",
+    "server.py",
+    "settings.py",
+    "training.py",
 ]
 CONTRACT_TESTS = [
-    "__init__.py", "conftest.py", "test_app.py", "test_batching.py", "test_codecs.py", "test_datasets.py",
-    "test_declaration.py", "test_docs.py", "test_settings.py", "test_training.py",
+    "__init__.py",
+    "conftest.py",
+    "test_app.py",
+    "test_batching.py",
+    "test_codecs.py",
+    "test_datasets.py",
+    "test_declaration.py",
+    "test_docs.py",
+    "test_settings.py",
+    "test_training.py",
 ]
 CONTAINER_TESTS = ["__init__.py", "conftest.py", "test_image.py", "test_serve.py", "test_train.py"]
 
 
 def expected_files(package: str) -> set[str]:
     return {
-        ".dockerignore", ".gitattributes", ".gitignore", ".hadolint.yaml", "Dockerfile", "Makefile", "README.md",
-        "pyproject.toml", "requirements-dev.txt", "requirements.in", "requirements.lock",
-        "data/train/iris.csv", "data/validation/iris.csv",
-        f"src/{package}/__init__.py", f"src/{package}/model.py",
+        ".dockerignore",
+        ".gitattributes",
+        ".gitignore",
+        ".hadolint.yaml",
+        "Dockerfile",
+        "Makefile",
+        "README.md",
+        "pyproject.toml",
+        "requirements-dev.txt",
+        "requirements.in",
+        "requirements.lock",
+        "data/train/iris.csv",
+        "data/validation/iris.csv",
+        f"src/{package}/__init__.py",
+        f"src/{package}/model.py",
         *(f"src/sagemaker_contract/{name}" for name in CONTRACT),
         *(f"tests/contract/{name}" for name in CONTRACT_TESTS),
         *(f"tests/container/{name}" for name in CONTAINER_TESTS),
@@ -55,7 +88,9 @@ SINGLE_ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize("answers", SINGLE_ANSWERS, ids=lambda a: "-".join(f"{k}={v}" for k, v in a.items()) or "defaults")
+@pytest.mark.parametrize(
+    "answers", SINGLE_ANSWERS, ids=lambda a: "-".join(f"{k}={v}" for k, v in a.items()) or "defaults"
+)
 def test_bake_gives_exactly_the_expected_files(cookies, answers):
     project = bake(cookies, **answers)
     package = project.name.replace("-", "_")
@@ -128,7 +163,9 @@ def test_jinja_in_rendered_files_stays_in_the_first_lines():
         lines = source.read_text().splitlines()
         jinja_lines = [n for n, line in enumerate(lines, 1) if re.search(r"\{\{|\{%", line)]
         allowed = 12 if source.name != "README.md" else len(lines)
-        assert all(n <= allowed for n in jinja_lines), f"{source.relative_to(TEMPLATE)} has Jinja on lines {jinja_lines}"
+        assert all(n <= allowed for n in jinja_lines), (
+            f"{source.relative_to(TEMPLATE)} has Jinja on lines {jinja_lines}"
+        )
 
 
 HOSTILE = [
@@ -152,7 +189,8 @@ def test_hostile_answers_are_data_not_code(cookies, value, tmp_path, monkeypatch
 def cookiecutter_cli(tmp_path, *answers):
     return subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), *answers, "-o", str(tmp_path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -177,3 +215,9 @@ def test_every_question_has_a_prompt():
     for name in questions:
         if isinstance(COOKIECUTTER_JSON[name], list):
             assert set(prompts[name]) - {"__prompt__"} == set(COOKIECUTTER_JSON[name]), name
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (TEMPLATE / "README.md").read_text()
+    command = (TEMPLATE / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert command.startswith("python3 -m venv") and f"\n{command}\n" in readme

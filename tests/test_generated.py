@@ -23,7 +23,17 @@ def test_baked_project_passes_its_lint_and_unit_tests(cookies, project_venv, ans
 def test_make_help_lists_the_entry_points(cookies):
     project = bake(cookies)
     listing = run(["make", "help"], cwd=project).stdout
-    for target in ("test", "build", "train-local", "serve-local", "test-container", "check-os", "push", "publish", "clean"):
+    for target in (
+        "test",
+        "build",
+        "train-local",
+        "serve-local",
+        "test-container",
+        "check-os",
+        "push",
+        "publish",
+        "clean",
+    ):
         assert f"  {target} " in listing, f"make help does not list {target}:\n{listing}"
 
 
@@ -31,3 +41,14 @@ def test_build_passes_base_image_and_platform(cookies):
     project = bake(cookies)
     dry_run = run(["make", "-n", "build", "BASE_IMAGE=mirror.example/debian:12-slim"], cwd=project).stdout
     assert "--platform linux/amd64" in dry_run and "--build-arg BASE_IMAGE=mirror.example/debian:12-slim" in dry_run
+
+
+def test_readme_generate_command_works_on_a_fresh_venv(tmp_path):
+    """The README's first quickstart command, with this checkout in place of gh:<org>/<repo>."""
+    from .conftest import TEMPLATE
+
+    readme = (TEMPLATE / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "cookiecutter gh:<org>/<repo>" in line)
+    command = command.replace("gh:<org>/<repo>", f"--no-input {TEMPLATE}")
+    run(["bash", "-c", command], cwd=tmp_path, timeout=600)
+    assert (tmp_path / "decision-trees" / "Makefile").is_file()

@@ -29,7 +29,10 @@ def test_good_answers_pass():
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"project_slug": "Churn_Model"}, "project_slug 'Churn_Model' must be lowercase letters, digits and single dashes"),
+        (
+            {"project_slug": "Churn_Model"},
+            "project_slug 'Churn_Model' must be lowercase letters, digits and single dashes",
+        ),
         ({"project_slug": "churn--model"}, "try 'churn-model'"),
         ({"project_slug": "9lives"}, "try 'lives'"),
         ({"project_slug": "x" * 64}, "at most 63 characters"),
@@ -94,5 +97,9 @@ def test_write_dockerfile_is_safe_to_run_twice(tmp_path):
     post_gen_project.write_dockerfile(tmp_path, choice)
     first = (tmp_path / "Dockerfile").read_text()
     post_gen_project.write_dockerfile(tmp_path, choice)
-    assert (tmp_path / "Dockerfile").read_text() == first == "ARG BASE_IMAGE=debian:12-slim\nARG PYTHON=python3\nFROM ${BASE_IMAGE}\n"
+    assert (
+        (tmp_path / "Dockerfile").read_text()
+        == first
+        == "ARG BASE_IMAGE=debian:12-slim\nARG PYTHON=python3\nFROM ${BASE_IMAGE}\n"
+    )
     assert not recipes.exists()
