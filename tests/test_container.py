@@ -33,7 +33,12 @@ def docker_engine():
 @pytest.mark.parametrize("base_os", ["debian-12", "debian-11"])
 def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engine, base_os):
     project = bake(cookies, base_os=base_os, marketplace=False, project_name=f"Contract {base_os}")
-    result = make(project, "test-container", venv=project_venv, timeout=3600)
+    # A tag of this run's own, so parallel runs on one Docker engine never share an image.
+    tag = f"test-{os.getpid()}"
+    try:
+        result = make(project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag)
+    finally:
+        subprocess.run(["docker", "image", "rm", f"contract-{base_os}:{tag}"], capture_output=True)
     summary = result.stdout.strip().splitlines()[-1]
     print(f"{base_os}: {summary}")
     assert " passed" in summary and "skipped" not in summary, result.stdout[-3000:]
