@@ -22,6 +22,9 @@ CONTEXT_JSON = r"""{{ cookiecutter | tojson }}"""
 
 RECIPES_DIR = Path("docker-recipes")
 REQUIREMENTS_DIR = Path("requirements")
+VARIANTS_DIR = Path("variants")
+# Files only one product has.
+ALGORITHM_ONLY = [Path("tests/container/test_train.py")]
 
 
 def set_line(text: str, prefix: str, value: str) -> str:
@@ -56,6 +59,22 @@ def write_requirements(project: Path, framework: str, lock_kind: str, lock_flags
     shutil.rmtree(variants)
 
 
+def write_variants(project: Path, product: str, framework: str, package: str) -> None:
+    """The user's model.py and its tests, for the product and framework chosen."""
+    variants = project / VARIANTS_DIR
+    if not variants.is_dir():
+        return
+    shutil.copy(variants / "model" / f"{product}-{framework}.py", project / "src" / package / "model.py")
+    shutil.copy(variants / "test_model" / f"{product}.py", project / "tests" / "test_model.py")
+    shutil.rmtree(variants)
+
+
+def remove_other_products_files(project: Path, product: str) -> None:
+    if product != "algorithm":
+        for path in ALGORITHM_ONLY:
+            (project / path).unlink(missing_ok=True)
+
+
 def main() -> int:
     context = json.loads(CONTEXT_JSON)
     project = Path.cwd()
@@ -77,6 +96,8 @@ def main() -> int:
         print("Nothing was generated.", file=sys.stderr)
         return 1
     write_dockerfile(project, base)
+    write_variants(project, context["product"], context["framework"], context["__package_name"])
+    remove_other_products_files(project, context["product"])
     lock_kind = catalogue["recipes"][base.recipe]["lock"]
     write_requirements(project, context["framework"], lock_kind, catalogue["locks"][lock_kind])
     print(f"Generated {context['project_slug']} ({context['product']}, {context['framework']}, {base.name}).")

@@ -63,11 +63,13 @@ def run(args: list[str], cwd: Path, timeout: float = 1800, env: dict | None = No
 def project_venv(tmp_path_factory, cookies_session):
     """One virtualenv with a baked project's requirements, shared by every baked project (VENV=...)."""
     require(shutil.which("make") is not None, "`make` is not installed")
-    project = bake(cookies_session)
     venv = tmp_path_factory.mktemp("project-venv") / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], cwd=project)
+    run([sys.executable, "-m", "venv", str(venv)], cwd=venv.parent)
     pip = str(venv / "bin" / "pip")
-    run([pip, "install", "--quiet", "--require-hashes", "-r", "requirements.lock"], cwd=project)
+    # Every framework's libraries, so one venv serves every baked project.
+    for framework in choices("framework"):
+        project = bake(cookies_session, framework=framework, project_name=f"venv {framework}")
+        run([pip, "install", "--quiet", "--require-hashes", "-r", "requirements.lock"], cwd=project)
     run([pip, "install", "--quiet", "-r", "requirements-dev.txt"], cwd=project)
     (venv / ".installed").touch()
     return venv

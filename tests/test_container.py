@@ -1,8 +1,9 @@
 """Tier `container`: build each buildable base OS for real and run the project's container tests.
 
 These machines can pull no image and bootstrap only current Debian suites (.ci/ makes the base
-images with debootstrap), so CI builds Debian 11 (Python 3.9), 12 (3.11) and 13 (3.13); the
-Marketplace-scannable recipes are rendered and linted by test_bake.py instead.
+images with debootstrap), so CI builds Debian 11 (Python 3.9), 12 (3.11) and 13 (3.13), and every
+product x framework on Debian 12; the Marketplace-scannable recipes are rendered and linted by
+test_bake.py instead.
 """
 
 import os
@@ -30,20 +31,34 @@ def docker_engine():
     os.environ.update(docker_build_env())
 
 
-@pytest.mark.parametrize("base_os", ["debian-12", "debian-11", "debian-13"])
-def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engine, base_os):
-    project = bake(cookies, base_os=base_os, marketplace=False, project_name=f"Contract {base_os}")
+# Every Debian these machines can build, and every product x framework on Debian 12.
+BUILDS = [
+    {"base_os": "debian-12"},
+    {"base_os": "debian-11"},
+    {"base_os": "debian-13"},
+    {"base_os": "debian-12", "framework": "xgboost"},
+    {"base_os": "debian-12", "framework": "custom"},
+    {"base_os": "debian-12", "product": "model"},
+    {"base_os": "debian-12", "product": "model", "framework": "xgboost"},
+    {"base_os": "debian-12", "product": "model", "framework": "custom"},
+]
+
+
+@pytest.mark.parametrize("answers", BUILDS, ids=lambda a: "-".join(a.values()))
+def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engine, answers):
+    name = "contract-" + "-".join(answers.values())
+    project = bake(cookies, marketplace=False, project_name=name, **answers)
     # A tag of this run's own, so parallel runs on one Docker engine never share an image.
     tag = f"test-{os.getpid()}"
     try:
         result = make(project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag)
     finally:
-        subprocess.run(["docker", "image", "rm", f"contract-{base_os}:{tag}"], capture_output=True)
+        subprocess.run(["docker", "image", "rm", f"{name}:{tag}"], capture_output=True)
     summary = result.stdout.strip().splitlines()[-1]
-    print(f"{base_os}: {summary}")
+    print(f"{name}: {summary}")
     assert " passed" in summary and "skipped" not in summary, result.stdout[-3000:]
     # test-container ran check-os first: a private project on Debian gets a warning, not a failure.
-    version = base_os.split("-")[1]
+    version = answers["base_os"].split("-")[1]
     assert f"check-os: WARNING: the image runs Debian GNU/Linux {version} " in result.stdout + result.stderr
 
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from .conftest import bake, make, require, run
+from .conftest import bake, choices, make, require, run
 
 pytestmark = pytest.mark.generated
 
@@ -14,10 +14,31 @@ def make_installed():
     require(shutil.which("make") is not None, "`make` is not installed")
 
 
-@pytest.mark.parametrize("answers", [{}, {"base_os": "debian-12", "marketplace": False}], ids=["defaults", "debian-12"])
+PROJECTS = [
+    {},
+    {"base_os": "debian-12", "marketplace": False},
+    *(
+        {"product": p, "framework": f}
+        for p in choices("product")
+        for f in choices("framework")
+        if (p, f) != ("algorithm", "scikit-learn")
+    ),
+]
+
+
+@pytest.mark.parametrize("answers", PROJECTS, ids=lambda a: "-".join(f"{k}={v}" for k, v in a.items()) or "defaults")
 def test_baked_project_passes_its_lint_and_unit_tests(cookies, project_venv, answers):
     project = bake(cookies, **answers)
     make(project, "lint", "test", venv=project_venv)
+
+
+@pytest.mark.parametrize("framework", choices("framework"))
+def test_package_model_packs_a_model_the_project_can_load(cookies, project_venv, framework):
+    project = bake(cookies, product="model", framework=framework)
+    result = make(project, "package-model", venv=project_venv)
+    assert result.stdout.strip().splitlines()[-1] == "build/model.tar.gz"
+    assert "package-model: wrote build/model.tar.gz" in result.stderr
+    assert (project / "build" / "model.tar.gz").stat().st_size > 0
 
 
 def test_make_help_lists_the_entry_points(cookies):

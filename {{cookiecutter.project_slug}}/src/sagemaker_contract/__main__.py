@@ -5,6 +5,7 @@ serve        answer /ping and /invocations on port 8080 (server.py)
 describe     print the project's declaration as JSON (hyperparameters, channels, metrics)
 local-tree   write an /opt/ml tree for a local run: local-tree DIR --data DATA [--set k=v ...]
 docs         write the declaration's tables into README.md (`make docs`)
+package-model  pack a model into model.tar.gz (`make package-model`; run on your machine)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 
-USAGE = "usage: IMAGE train | serve | describe | docs README.md | local-tree DIR --data DATA [--set NAME=VALUE ...]"
+USAGE = "usage: IMAGE train | serve | describe | docs | local-tree | package-model"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     command = args[0] if args else ""
     if command == "train":
+        from .project import PRODUCT
+
+        if PRODUCT == "model":
+            print("this image is a model package: it only serves (SageMaker runs it with `serve`)", file=sys.stderr)
+            return 2
         from .training import run
 
         return run()
@@ -41,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from .docs import main as docs
 
         return docs(args[1:])
+    if command == "package-model":
+        from .packaging import main as package_model
+
+        return package_model(args[1:])
     shown = repr(command) if command else "nothing"
     print(f"{shown} is not a command this image runs. {USAGE} (SageMaker runs `train` and `serve`)", file=sys.stderr)
     return 2

@@ -198,8 +198,7 @@ def resolve(base_os: str, base_image: str, catalogue: dict) -> BaseOs:
                     f"base_image {base_image!r} runs {describe_os(*named, catalogue)} but base_os is {base_os}; "
                     "make them agree, or use base_os=custom"
                 )
-        return BaseOs(base_os, entry["name"], entry["os"], entry["version"], base_image or entry["image"],
-                      entry["recipe"], entry["python"], entry["eol"])  # fmt: skip
+        return _from_entry(base_os, entry, image=base_image or entry["image"])
     if not base_image:
         raise BaseOsError("base_os is custom but base_image is empty; give the image, e.g. base_image=ubuntu:22.04")
     named = image_os(base_image)
@@ -211,15 +210,28 @@ def resolve(base_os: str, base_image: str, catalogue: dict) -> BaseOs:
     os_id, version = named
     for entry in choices.values():
         if entry["os"] == os_id and _major_minor(entry["version"]) == _major_minor(version):
-            return BaseOs("custom", entry["name"], os_id, version, base_image, entry["recipe"], entry["python"], entry["eol"])
+            return _from_entry("custom", entry, image=base_image, version=version)
     if os_id in catalogue.get("not_offered", {}):
         raise BaseOsError(f"base_image {base_image!r}: {catalogue['not_offered'][os_id]}")
     if os_id not in GLIBC_FAMILIES:
         raise BaseOsError(f"base_image {base_image!r} runs {os_id} {version}, which this template has no recipe for")
     # Another release of a glibc distribution: bring a standalone CPython (needs no packages).
     standalone = next(entry for entry in choices.values() if entry["recipe"] == "standalone")
-    return BaseOs("custom", describe_os(os_id, version, catalogue), os_id, version, base_image,
-                  "standalone", standalone["python"], None)  # fmt: skip
+    name = describe_os(os_id, version, catalogue)
+    return BaseOs("custom", name, os_id, version, base_image, "standalone", standalone["python"], None)
+
+
+def _from_entry(choice: str, entry: dict, image: str, version: str | None = None) -> BaseOs:
+    return BaseOs(
+        choice=choice,
+        name=entry["name"],
+        os=entry["os"],
+        version=version or entry["version"],
+        image=image,
+        recipe=entry["recipe"],
+        python=entry["python"],
+        eol=entry["eol"],
+    )
 
 
 def nearest_listed(os_id: str, catalogue: dict) -> list[str]:
@@ -247,14 +259,18 @@ def past_end_of_life(eol: str | None, today: datetime.date) -> bool:
 def gate(base: BaseOs, marketplace: bool, catalogue: dict, today: datetime.date) -> tuple[list[str], list[str]]:
     """(errors, warnings) for a project on `base`. Errors stop generation."""
     errors, warnings = [], []
-    label = f"base_os {base.choice} ({base.name})" if base.choice != "custom" else f"base_image {base.image} ({base.name})"
+    if base.choice == "custom":
+        label = f"base_image {base.image} ({base.name})"
+    else:
+        label = f"base_os {base.choice} ({base.name})"
     if not scannable(base.os, base.version, catalogue):
         why = (
             f"{label} is not on the list of operating systems AWS Marketplace's image scan supports "
             f"({scan_list_text(base.os, catalogue)}), so Marketplace would reject the image as UnscannableImage"
         )
         if marketplace:
-            alternatives = ", ".join(_with_status(name, catalogue, today) for name in nearest_listed(base.os, catalogue))
+            nearest = nearest_listed(base.os, catalogue)
+            alternatives = ", ".join(_with_status(name, catalogue, today) for name in nearest)
             errors.append(
                 f"{why}. Nearest choices on the list: {alternatives}. "
                 "For private use (not listed on Marketplace), generate again with marketplace=false."
@@ -291,10 +307,9 @@ def check_image(os_release: OsRelease, marketplace: bool, catalogue: dict) -> tu
 
 
 def readme_table(catalogue: dict) -> str:
-    rows = [
-        "| `base_os` | Base image | Python | Package manager | On the scan list | Vendor end of life | How CI tests it |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    columns = ["`base_os`", "Base image", "Python", "Package manager", "On the scan list", "Vendor end of life"]
+    columns.append("How CI tests it")
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for choice_id, entry in catalogue["choices"].items():
         python = entry["python_version"]
         manager = entry["package_manager"]
@@ -304,8 +319,7 @@ def readme_table(catalogue: dict) -> str:
         listed = "yes" if scannable(entry["os"], entry["version"], catalogue) else "no"
         tested = "built and run" if entry.get("ci") == "built" else "rendered, hadolint"
         rows.append(
-            f"| `{choice_id}` | `{entry['image']}` | {python} | {manager} | {listed} | "
-            f"{entry['eol']} | {tested} |"
+            f"| `{choice_id}` | `{entry['image']}` | {python} | {manager} | {listed} | {entry['eol']} | {tested} |"
         )
     return "\n".join(rows) + "\n"
 

@@ -1,5 +1,4 @@
-{%- set user_module = cookiecutter.__package_name ~ ".model" -%}
-"""Finds this project's own module: the one the user edits. The template writes its name once."""
+"""This project's own module (the one the user edits), product and framework; written once by the template."""
 
 from __future__ import annotations
 
@@ -8,7 +7,9 @@ import os
 from collections.abc import Sequence
 from types import ModuleType
 
-USER_MODULE = "{{ user_module }}"
+USER_MODULE = "{{ cookiecutter.__package_name }}.model"
+PRODUCT = "{{ cookiecutter.product }}"  # "algorithm" (train and serve) or "model" (serve only)
+FRAMEWORK = "{{ cookiecutter.framework }}"
 
 SERVING_FUNCTIONS = ("load", "predict")
 TRAINING_FUNCTIONS = ("fit", "evaluate", "save")

@@ -14,8 +14,10 @@ httptools when installed).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -26,9 +28,9 @@ from uvicorn_worker import UvicornWorker
 
 from .app import InferenceApp, ModelState
 from .batching import BatchingPredictor
-from .metadata import read_metadata
+from .metadata import incompatibility, read_metadata
 from .opt_ml import ContractError, OptMl
-from .project import SERVING_FUNCTIONS, user_module
+from .project import FRAMEWORK, SERVING_FUNCTIONS, user_module
 from .settings import Settings
 
 log = logging.getLogger("serve")
@@ -64,9 +66,13 @@ class _Gunicorn(BaseApplication):
         return self._app
 
 
-def model_dirs(opt_ml: OptMl) -> Sequence[Path]:
-    """Where to look for the model, in order."""
-    return [opt_ml.model_dir]
+BAKED_MODEL_DIR = Path(os.environ.get("SAGEMAKER_BAKED_MODEL_DIR", "/opt/baked-model"))
+
+
+def model_dirs(opt_ml: OptMl) -> list[Path]:
+    """Where to look for the model, in order: what SageMaker extracted from ModelDataUrl, then a
+    model baked into the image (outside /opt/ml, which SageMaker mounts over)."""
+    return [opt_ml.model_dir, BAKED_MODEL_DIR]
 
 
 def load_model(
@@ -82,17 +88,27 @@ def load_model(
         return ModelState(error=f"cannot import the project's model module: {type(error).__name__}: {error}")
     found = next((d for d in dirs if d.is_dir() and any(d.iterdir())), None)
     if found is None:
-        looked = ", ".join(str(d) for d in dirs)
+        looked = " or ".join(str(d) for d in dirs)
         return ModelState(
-            error=f"no model files in {looked}; SageMaker extracts the model's model.tar.gz there "
-            "(locally: run `make train-local` first)"
+            error=f"no model files in {looked}; SageMaker extracts the model's model.tar.gz into {dirs[0]} "
+            "(locally: `make train-local` or `make package-model` first)"
         )
-    try:
-        model = user.load(found)
-    except Exception as error:  # noqa: BLE001
-        message = " ".join(str(error).split())[:300]
-        return ModelState(error=f"load() failed on {found}: {type(error).__name__}: {message}")
     metadata = read_metadata(found) or {}
+    refusal = incompatibility(metadata.get("versions") or {}, metadata.get("framework", FRAMEWORK))
+    if refusal:
+        return ModelState(error=f"{found}: {refusal}")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = user.load(found)
+    except Exception as error:  # noqa: BLE001
+        message = " ".join(str(error).split())[:300] or "(no message)"
+        return ModelState(error=f"load() failed on {found}: {type(error).__name__}: {message}")
+    for warning in caught:
+        # scikit-learn warns, rather than fails, when unpickling another release's model.
+        if type(warning.message).__name__ == "InconsistentVersionWarning":
+            return ModelState(error=f"{found}: {' '.join(str(warning.message).split())[:400]}")
+        log.warning("while loading the model: %s", warning.message)
     predictor = BatchingPredictor(
         model,
         user.predict,

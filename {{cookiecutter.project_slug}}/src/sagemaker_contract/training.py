@@ -30,7 +30,7 @@ from .datasets import Dataset, read_csv_channel
 from .declaration import InvalidHyperparameter, declaration_problems, parse_hyperparameters
 from .metadata import write_metadata
 from .opt_ml import FAILURE_REASON_LIMIT, ContractError, OptMl
-from .project import TRAINING_DECLARATIONS, TRAINING_FUNCTIONS, ProjectError, user_module
+from .project import FRAMEWORK, TRAINING_DECLARATIONS, TRAINING_FUNCTIONS, ProjectError, user_module
 
 log = logging.getLogger("train")
 
@@ -136,6 +136,7 @@ def _train(opt_ml: OptMl, module: ModuleType | None, stop: _SigtermStop) -> None
             opt_ml.model_dir,
             feature_count=train.feature_count,
             label_kind=train.labels.dtype.kind,
+            framework=FRAMEWORK,
         )
         opt_ml.output_data_dir.mkdir(parents=True, exist_ok=True)
         (opt_ml.output_data_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

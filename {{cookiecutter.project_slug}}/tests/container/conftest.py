@@ -10,16 +10,37 @@ import http.client
 import json
 import os
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
+
+from sagemaker_contract.project import PRODUCT
 
 DOCKER = os.environ.get("DOCKER", "docker")
 PROJECT = Path(__file__).resolve().parents[2]
 SAMPLE_DATA = PROJECT / "data"
 # Local runs write as the current user so the files stay deletable (SageMaker itself runs as root).
 LOCAL_USER = f"{os.getuid()}:{os.getgid()}"
+
+
+def sample_rows() -> list[list[float]]:
+    """Feature rows from the validation data (the label column dropped)."""
+    rows = []
+    for path in sorted((SAMPLE_DATA / "validation").glob("*")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rows.append([float(value) for value in line.split(",")[1:]])
+    return rows
+
+
+def csv_body(rows) -> bytes:
+    return "".join(",".join(repr(v) for v in row) + "\n" for row in rows).encode()
+
+
+ROWS = sample_rows()
+ROWS_BODY = csv_body(ROWS)
 
 
 def pytest_collection_modifyitems(items):
@@ -116,6 +137,22 @@ def trained(image, tmp_path_factory):
     return root, result
 
 
+@pytest.fixture(scope="session")
+def served_model(request, tmp_path_factory) -> Path:
+    """The model directory the server tests mount at /opt/ml/model, as SageMaker extracts it:
+    an algorithm's is what its own `train` wrote; a model package's is `make package-model`'s."""
+    if PRODUCT == "algorithm":
+        root, _ = request.getfixturevalue("trained")
+        return root / "model"
+    package = Path(os.environ.get("MODEL_PACKAGE", ""))
+    if not package.is_file():
+        pytest.fail(f"MODEL_PACKAGE={package} is not a file; run these tests with `make test-container`", pytrace=False)
+    extracted = tmp_path_factory.mktemp("model")
+    with tarfile.open(package) as archive:
+        archive.extractall(extracted)
+    return extracted
+
+
 class Server:
     """A `docker run IMAGE serve` container, published on 127.0.0.1 only."""
 
@@ -183,9 +220,8 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(image, trained):
-    root, _ = trained
-    running = Server(image, root / "model")
+def server(image, served_model):
+    running = Server(image, served_model)
     running.seconds_to_healthy = running.wait_until_healthy()
     yield running
     running.stop()

@@ -1,30 +1,12 @@
 """`docker run IMAGE serve`: /ping, /invocations and /execution-parameters over real HTTP."""
 
 import json
-import time
 
 import pytest
 
-from .conftest import SAMPLE_DATA, Server, docker
+from .conftest import ROWS, Server, csv_body, docker
 
 MEBIBYTE = 1024 * 1024
-
-
-def sample_rows():
-    """Feature rows from the validation data (the label column dropped)."""
-    rows = []
-    for path in sorted((SAMPLE_DATA / "validation").glob("*")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rows.append([float(value) for value in line.split(",")[1:]])
-    return rows
-
-
-ROWS = sample_rows()
-
-
-def csv_body(rows):
-    return "".join(",".join(repr(v) for v in row) + "\n" for row in rows).encode()
 
 
 def test_ping_is_200_quickly_after_start(server):
@@ -99,11 +81,10 @@ def test_execution_parameters_for_batch_transform(server):
     assert parameters["MaxPayloadInMB"] >= 6 and parameters["MaxConcurrentTransforms"] >= 1
 
 
-def test_batch_payload_limit_and_workers_follow_the_environment(image, trained):
-    root, _ = trained
+def test_batch_payload_limit_and_workers_follow_the_environment(image, served_model):
     running = Server(
         image,
-        root / "model",
+        served_model,
         env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "10", "MODEL_SERVER_WORKERS": "1", "SAGEMAKER_BATCH": "true"},
     )
     try:
@@ -117,9 +98,8 @@ def test_batch_payload_limit_and_workers_follow_the_environment(image, trained):
         running.stop()
 
 
-def test_inference_pipelines_bind_to_the_port_sagemaker_chooses(image, trained):
-    root, _ = trained
-    running = Server(image, root / "model", env={"SAGEMAKER_BIND_TO_PORT": "9091"}, port=9091)
+def test_inference_pipelines_bind_to_the_port_sagemaker_chooses(image, served_model):
+    running = Server(image, served_model, env={"SAGEMAKER_BIND_TO_PORT": "9091"}, port=9091)
     try:
         running.wait_until_healthy()
         assert running.invoke(csv_body(ROWS[:2]))[0] == 200
@@ -127,10 +107,9 @@ def test_inference_pipelines_bind_to_the_port_sagemaker_chooses(image, trained):
         running.stop()
 
 
-def test_serves_with_no_network_at_all(image, trained):
+def test_serves_with_no_network_at_all(image, served_model):
     # As Marketplace buyers run it. No port can be published, so ask from inside the container.
-    root, _ = trained
-    running = Server(image, root / "model", network="none")
+    running = Server(image, served_model, network="none")
     probe = (
         "import time, urllib.request\n"
         "for _ in range(600):\n"
@@ -149,29 +128,8 @@ def test_serves_with_no_network_at_all(image, trained):
         running.stop()
 
 
-def test_without_a_model_ping_says_why_and_the_container_stays_up(image, tmp_path):
-    empty = tmp_path / "model"
-    empty.mkdir()
-    running = Server(image, empty)
-    try:
-        deadline = time.monotonic() + 60
-        status, answer = None, b""
-        while time.monotonic() < deadline:
-            try:
-                status, _, answer = running.request("GET", "/ping", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert status == 503 and b"no model files in /opt/ml/model" in answer
-        assert running.running()
-        assert "MODEL NOT LOADED" in running.logs()
-    finally:
-        running.stop()
-
-
-def test_sigterm_stops_the_server_cleanly_within_30_seconds(image, trained):
-    root, _ = trained
-    running = Server(image, root / "model")
+def test_sigterm_stops_the_server_cleanly_within_30_seconds(image, served_model):
+    running = Server(image, served_model)
     running.wait_until_healthy()
     took = running.stop(timeout=30)
     print(f"\nserve: stopped {took:.2f} s after SIGTERM")

@@ -24,6 +24,7 @@ def fake_module(**overrides):
     module.save = lambda model, model_dir: (model_dir / "model.json").write_text(json.dumps(model))
     module.load = lambda model_dir: json.loads((model_dir / "model.json").read_text())
     module.predict = lambda model, features: [model["depth"]] * len(features)
+    module.example_model = lambda train: {"depth": 1}
     for name, value in overrides.items():
         setattr(module, name, value)
     return module

@@ -15,7 +15,7 @@ def test_success_saves_the_model_prints_metrics_and_writes_no_failure(opt_ml, ca
     assert training.run(opt_ml, fake_module()) == 0
     assert json.loads((opt_ml.model_dir / "model.json").read_text()) == {"depth": 3}
     metadata = json.loads((opt_ml.model_dir / METADATA_FILE).read_text())
-    assert metadata["feature_count"] == 2 and metadata["label_kind"] == "U"
+    assert metadata["feature_count"] == 2 and metadata["label_kind"] == "U" and metadata["framework"]
     assert capsys.readouterr().out.splitlines() == ["train:rows=3", "validation:rows=1"]
     assert json.loads((opt_ml.output_data_dir / "metrics.json").read_text()) == {
         "train:rows": 3.0,

@@ -1,0 +1,106 @@
+"""Your algorithm: the one module you edit.
+
+The template's `sagemaker_contract` package does everything SageMaker's container contract
+asks for (reading /opt/ml, checking hyperparameters, writing failure reasons, serving HTTP) and
+calls what this module defines:
+
+    HYPERPARAMETERS, CHANNELS, METRICS   the declaration: training checks every job against it,
+                                         and publishing sends it to SageMaker
+    fit(hyperparameters, train, validation) -> model
+    evaluate(model, data) -> {"accuracy": 0.97}   printed as `train:accuracy=0.97`, ...
+    save(model, model_dir)      write the model into model_dir (it becomes model.tar.gz)
+    load(model_dir) -> model    read it back, once, when the server starts
+    predict(model, features)    one prediction per row of `features` (a float array)
+
+`train` and `validation` are Datasets: `.features` (rows x columns, float) and `.labels`, read
+from CSV files with the label in the first column and no header.
+
+This skeleton uses no ML framework: a nearest-centroid classifier in plain NumPy, saved as JSON.
+Replace it with your own code, and add what it needs to requirements.in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sagemaker_contract import Boolean, Categorical, Channel, Dataset, Metric
+
+HYPERPARAMETERS = [
+    Categorical(
+        "distance",
+        ["euclidean", "manhattan"],
+        default="euclidean",
+        tunable=True,
+        description="How far a row is from a class centre.",
+    ),
+    Boolean("standardize", default=True, tunable=True, description="Scale every feature to unit variance first."),
+]
+
+CHANNELS = [
+    Channel("train", required=True, description="Labelled rows: CSV, label first, no header."),
+    Channel("validation", required=False, description="Held-out rows, same format; scored, not trained on."),
+]
+
+METRICS = [
+    Metric("train:accuracy", description="Accuracy on the train channel."),
+    Metric("validation:accuracy", goal="Maximize", description="Accuracy on the validation channel."),
+]
+
+MODEL_FILE = "nearest-centroid.json"
+
+
+@dataclass
+class NearestCentroid:
+    classes: list
+    centroids: np.ndarray
+    scale: np.ndarray
+    distance: str
+
+    @property
+    def n_features_in_(self) -> int:
+        return int(self.centroids.shape[1])
+
+
+def fit(hyperparameters: dict, train: Dataset, validation: Dataset | None = None) -> NearestCentroid:
+    features = train.features
+    scale = features.std(axis=0) if hyperparameters["standardize"] else np.ones(features.shape[1])
+    scale[scale == 0] = 1.0
+    classes = np.unique(train.labels)
+    centroids = np.stack([features[train.labels == label].mean(axis=0) for label in classes]) / scale
+    return NearestCentroid(classes.tolist(), centroids, scale, hyperparameters["distance"])
+
+
+def evaluate(model: NearestCentroid, data: Dataset) -> dict[str, float]:
+    return {"accuracy": float(np.mean(predict(model, data.features) == data.labels))}
+
+
+def save(model: NearestCentroid, model_dir: Path) -> None:
+    document = {
+        "classes": model.classes,
+        "centroids": model.centroids.tolist(),
+        "scale": model.scale.tolist(),
+        "distance": model.distance,
+    }
+    (model_dir / MODEL_FILE).write_text(json.dumps(document))
+
+
+def load(model_dir: Path) -> NearestCentroid:
+    document = json.loads((model_dir / MODEL_FILE).read_text())
+    return NearestCentroid(
+        document["classes"], np.asarray(document["centroids"]), np.asarray(document["scale"]), document["distance"]
+    )
+
+
+def predict(model: NearestCentroid, features: np.ndarray) -> np.ndarray:
+    if np.isnan(features).any():
+        raise ValueError("features contain missing values; this model needs every feature")
+    differences = features[:, None, :] / model.scale - model.centroids[None, :, :]
+    if model.distance == "manhattan":
+        distances = np.abs(differences).sum(axis=2)
+    else:
+        distances = np.square(differences).sum(axis=2)
+    return np.asarray(model.classes)[distances.argmin(axis=1)]

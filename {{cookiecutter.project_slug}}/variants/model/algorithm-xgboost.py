@@ -1,0 +1,117 @@
+"""Your algorithm: the one module you edit.
+
+The template's `sagemaker_contract` package does everything SageMaker's container contract
+asks for (reading /opt/ml, checking hyperparameters, writing failure reasons, serving HTTP) and
+calls what this module defines:
+
+    HYPERPARAMETERS, CHANNELS, METRICS   the declaration: training checks every job against it,
+                                         and publishing sends it to SageMaker
+    fit(hyperparameters, train, validation) -> model
+    evaluate(model, data) -> {"accuracy": 0.97}   printed as `train:accuracy=0.97`, ...
+    save(model, model_dir)      write the model into model_dir (it becomes model.tar.gz)
+    load(model_dir) -> model    read it back, once, when the server starts
+    predict(model, features)    one prediction per row of `features` (a float array)
+
+`train` and `validation` are Datasets: `.features` (rows x columns, float) and `.labels`, read
+from CSV files with the label in the first column and no header.
+
+The model is an XGBoost booster saved in XGBoost's own JSON format (not pickle), with the class
+names stored in it, so any XGBoost of the same or a newer version can read it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import xgboost
+
+from sagemaker_contract import Boolean, Channel, Continuous, Dataset, Integer, Metric
+
+HYPERPARAMETERS = [
+    Integer("num_round", min_value=1, max_value=1000, default=50, tunable=True, description="Boosting rounds."),
+    Integer("max_depth", min_value=1, max_value=20, default=6, tunable=True, description="Maximum depth of a tree."),
+    Continuous("eta", min_value=0.0, max_value=1.0, default=0.3, tunable=True, description="Learning rate."),
+    Continuous(
+        "subsample", min_value=0.1, max_value=1.0, default=1.0, tunable=True, description="Share of rows per tree."
+    ),
+    Continuous(
+        "min_child_weight",
+        min_value=0.0,
+        max_value=100.0,
+        default=1.0,
+        tunable=True,
+        description="Smallest total weight a leaf may hold.",
+    ),
+    Boolean("early_stopping", default=True, description="Stop when validation loss has not improved for 10 rounds."),
+    Integer("seed", min_value=0, max_value=2**31 - 1, default=0, description="Seed, for repeatable training."),
+]
+
+CHANNELS = [
+    Channel("train", required=True, description="Labelled rows: CSV, label first, no header."),
+    Channel("validation", required=False, description="Held-out rows, same format; scored and used to stop early."),
+]
+
+METRICS = [
+    Metric("train:accuracy", description="Accuracy on the train channel."),
+    Metric("validation:accuracy", goal="Maximize", description="Accuracy on the validation channel."),
+]
+
+MODEL_FILE = "xgboost-model.json"
+
+
+def fit(hyperparameters: dict, train: Dataset, validation: Dataset | None = None) -> xgboost.Booster:
+    classes = np.unique(train.labels)
+    params = {
+        "objective": "multi:softprob",
+        "num_class": len(classes),
+        "max_depth": hyperparameters["max_depth"],
+        "eta": hyperparameters["eta"],
+        "subsample": hyperparameters["subsample"],
+        "min_child_weight": hyperparameters["min_child_weight"],
+        "seed": hyperparameters["seed"],
+        "eval_metric": "mlogloss",
+    }
+    train_matrix = xgboost.DMatrix(train.features, label=np.searchsorted(classes, train.labels))
+    evals = [(train_matrix, "train")]
+    stopping = None
+    if validation is not None:
+        labels = np.searchsorted(classes, validation.labels)
+        evals.append((xgboost.DMatrix(validation.features, label=labels), "validation"))
+        stopping = 10 if hyperparameters["early_stopping"] else None
+    booster = xgboost.train(
+        params,
+        train_matrix,
+        num_boost_round=hyperparameters["num_round"],
+        evals=evals,
+        early_stopping_rounds=stopping,
+        verbose_eval=False,
+    )
+    if stopping is not None:
+        booster = booster[: booster.best_iteration + 1]  # keep the trees up to the best round only
+    booster.set_attr(classes=json.dumps(classes.tolist()))
+    return booster
+
+
+def evaluate(model: xgboost.Booster, data: Dataset) -> dict[str, float]:
+    return {"accuracy": float(np.mean(predict(model, data.features) == data.labels))}
+
+
+def save(model: xgboost.Booster, model_dir: Path) -> None:
+    model.save_model(model_dir / MODEL_FILE)
+
+
+def load(model_dir: Path) -> xgboost.Booster:
+    booster = xgboost.Booster(model_file=str(model_dir / MODEL_FILE))
+    # One thread per prediction: the server runs one worker process per CPU already.
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+def predict(model: xgboost.Booster, features: np.ndarray) -> np.ndarray:
+    probabilities = model.inplace_predict(features)
+    classes = model.attr("classes")
+    if classes is None or probabilities.ndim != 2:
+        return probabilities  # A booster trained elsewhere, without class names: its raw output.
+    return np.asarray(json.loads(classes))[probabilities.argmax(axis=1)]

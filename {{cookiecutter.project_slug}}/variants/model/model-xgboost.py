@@ -1,0 +1,54 @@
+"""Your model package: the one module you edit.
+
+A model package is inference code plus a trained model. SageMaker extracts the model's
+model.tar.gz into /opt/ml/model (or the image carries the model itself: see the README), and
+the template's `sagemaker_contract` package serves it by calling what this module defines:
+
+    load(model_dir) -> model     read the model, once, when the server starts
+    predict(model, features)     one prediction per row of `features` (a float array)
+    save(model, model_dir)       used by `make package-model` to pack a model you trained
+    example_model(train)         trains the bundled example, as you would in a notebook
+
+`make package-model MODEL=path/to/xgboost-model.json` packs a booster trained anywhere (saved
+with `booster.save_model(...)` in XGBoost's JSON or UBJSON format, not pickle) into
+build/model.tar.gz; without MODEL it packs example_model()'s, trained on data/train.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import xgboost
+
+from sagemaker_contract import Dataset
+
+MODEL_FILE = "xgboost-model.json"
+
+
+def example_model(train: Dataset) -> xgboost.Booster:
+    classes = np.unique(train.labels)
+    params = {"objective": "multi:softprob", "num_class": len(classes), "max_depth": 4, "eta": 0.3, "seed": 0}
+    booster = xgboost.train(params, xgboost.DMatrix(train.features, label=np.searchsorted(classes, train.labels)), 50)
+    booster.set_attr(classes=json.dumps(classes.tolist()))
+    return booster
+
+
+def save(model: xgboost.Booster, model_dir: Path) -> None:
+    model.save_model(model_dir / MODEL_FILE)
+
+
+def load(model_dir: Path) -> xgboost.Booster:
+    booster = xgboost.Booster(model_file=str(model_dir / MODEL_FILE))
+    # One thread per prediction: the server runs one worker process per CPU already.
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+def predict(model: xgboost.Booster, features: np.ndarray) -> np.ndarray:
+    probabilities = model.inplace_predict(features)
+    classes = model.attr("classes")
+    if classes is None or probabilities.ndim != 2:
+        return probabilities  # A booster trained elsewhere, without class names: its raw output.
+    return np.asarray(json.loads(classes))[probabilities.argmax(axis=1)]
