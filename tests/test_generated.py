@@ -1,6 +1,9 @@
 """Tier `generated`: the baked project's own checks pass, run the way its README says."""
 
+import json
+import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -73,3 +76,35 @@ def test_readme_generate_command_works_on_a_fresh_venv(tmp_path):
     command = command.replace("gh:<org>/<repo>", f"--no-input {TEMPLATE}")
     run(["bash", "-c", command], cwd=tmp_path, timeout=600)
     assert (tmp_path / "decision-trees" / "Makefile").is_file()
+
+
+UV_GLIBC_MINORS = [17, *range(28, 41)]  # the manylinux targets `uv --python-platform` knows
+
+
+def uv_glibc_minor(glibc: str) -> int:
+    """The newest manylinux target uv knows that this glibc runs (a lower one is never wrong)."""
+    minor = int(glibc.split(".")[1])
+    return max(m for m in UV_GLIBC_MINORS if m <= minor)
+
+
+def test_every_base_os_gets_wheels_for_every_framework(project_venv, tmp_path):
+    """Each lock the hook can pick installs from wheels alone on each offered OS's Python and glibc
+    (asks PyPI which wheels exist; no image is built)."""
+    from .conftest import TEMPLATE
+
+    source = TEMPLATE / "{{cookiecutter.project_slug}}"
+    catalogue = json.loads((source / "src/sagemaker_contract/base_os.json").read_text())
+    uv = str(project_venv / "bin" / "uv")
+    failures = []
+    for framework in choices("framework"):
+        for choice_id, entry in catalogue["choices"].items():
+            lock = source / "requirements" / f"{framework}.{catalogue['recipes'][entry['recipe']]['lock']}.lock"
+            platform = f"x86_64-manylinux_2_{uv_glibc_minor(entry['glibc'])}"
+            args = [uv, "pip", "compile", str(lock), "--python-version", entry["python_version"]]
+            args += ["--python-platform", platform, "--only-binary", ":all:", "--no-deps", "--quiet"]
+            result = subprocess.run(
+                [*args, "--no-python-downloads", "-o", os.devnull], capture_output=True, text=True, cwd=tmp_path
+            )
+            if result.returncode != 0:
+                failures.append(f"{framework} on {choice_id}: {result.stderr.strip().splitlines()[-1][:300]}")
+    assert not failures, "\n".join(failures)
