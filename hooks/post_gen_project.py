@@ -24,7 +24,10 @@ RECIPES_DIR = Path("docker-recipes")
 REQUIREMENTS_DIR = Path("requirements")
 VARIANTS_DIR = Path("variants")
 # Files only one product has.
-ALGORITHM_ONLY = [Path("tests/container/test_train.py")]
+ONLY_FOR = {
+    "algorithm": [Path("tests/container/test_train.py")],
+    "model": [Path("tests/container/test_model_package.py")],
+}
 
 
 def set_line(text: str, prefix: str, value: str) -> str:
@@ -70,9 +73,10 @@ def write_variants(project: Path, product: str, framework: str, package: str) ->
 
 
 def remove_other_products_files(project: Path, product: str) -> None:
-    if product != "algorithm":
-        for path in ALGORITHM_ONLY:
-            (project / path).unlink(missing_ok=True)
+    for other, paths in ONLY_FOR.items():
+        if other != product:
+            for path in paths:
+                (project / path).unlink(missing_ok=True)
 
 
 def main() -> int:

@@ -52,14 +52,7 @@ CONTRACT_TESTS = [
     "test_settings.py",
     "test_training.py",
 ]
-CONTAINER_TESTS = [
-    "__init__.py",
-    "conftest.py",
-    "test_image.py",
-    "test_model_loading.py",
-    "test_serve.py",
-    "test_train.py",
-]
+CONTAINER_TESTS = ["__init__.py", "conftest.py", "test_image.py", "test_model_loading.py", "test_serve.py"]
 
 
 def expected_files(package: str, product: str = "algorithm") -> set[str]:
@@ -84,8 +77,7 @@ def expected_files(package: str, product: str = "algorithm") -> set[str]:
         *(f"tests/container/{name}" for name in CONTAINER_TESTS),
         "tests/test_model.py",
     }
-    if product == "model":
-        files.remove("tests/container/test_train.py")
+    files.add("tests/container/test_train.py" if product == "algorithm" else "tests/container/test_model_package.py")
     return files
 
 
@@ -259,6 +251,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
             or "{{" in relative
             or relative in rendered
             or relative.startswith(("docker-recipes/", "requirements/", "variants/"))
+            or relative == "tests/container/test_model_package.py"  # model packages only
         ):
             continue
         assert (project / relative).read_bytes() == source.read_bytes(), f"{relative} changed when rendered"

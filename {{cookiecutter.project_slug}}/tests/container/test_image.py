@@ -2,6 +2,8 @@
 
 import json
 
+from sagemaker_contract.project import PRODUCT
+
 from .conftest import docker
 
 
@@ -38,5 +40,10 @@ def test_an_unknown_command_is_refused_with_usage(image):
 
 
 def test_describe_reports_the_declaration(declaration):
-    assert any(channel["IsRequired"] for channel in declaration["channels"])
+    if PRODUCT == "algorithm":
+        assert any(channel["IsRequired"] for channel in declaration["channels"])
+        assert declaration["hyperparameters"] and declaration["metric_definitions"]
+    else:
+        assert declaration["channels"] == declaration["hyperparameters"] == []
     assert declaration["content_types"] == ["text/csv", "application/json", "application/jsonlines"]
+
