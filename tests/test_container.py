@@ -94,3 +94,33 @@ def test_check_os_reads_the_built_image(cookies, project_venv, docker_engine):
         )
     finally:
         subprocess.run(["docker", "image", "rm", relabelled, image], capture_output=True)
+
+
+def test_make_build_bakes_a_packed_model_outside_opt_ml(cookies, project_venv, docker_engine):
+    project = bake(cookies, base_os="debian-12", marketplace=False, product="model", project_name="Bake Model")
+    tag = f"test-{os.getpid()}"
+    image = f"bake-model:{tag}"
+    try:
+        make(project, "package-model", venv=project_venv)
+        make(project, "build", IMAGE_TAG=tag, BAKE_MODEL="build/model.tar.gz")
+        listing = "import os; print(sorted(os.listdir('/opt/baked-model')), os.path.exists('/opt/ml'))"
+        result = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--entrypoint",
+                "/opt/venv/bin/python",
+                image,
+                "-c",
+                listing,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert result.stdout.strip() == "['decision-tree-model.joblib', 'model-metadata.json'] False"
+    finally:
+        subprocess.run(["docker", "image", "rm", image], capture_output=True)
