@@ -35,6 +35,21 @@ CONTRACT = [
     "server.py",
     "settings.py",
     "training.py",
+    *(
+        f"publishing/{name}"
+        for name in (
+            "__init__.py",
+            "__main__.py",
+            "aws.py",
+            "config.py",
+            "images.py",
+            "publish.py",
+            "push.py",
+            "sample_data.py",
+            "service_model.py",
+            "specifications.py",
+        )
+    ),
 ]
 CONTRACT_TESTS = [
     "__init__.py",
@@ -45,6 +60,11 @@ CONTRACT_TESTS = [
     "test_datasets.py",
     "test_declaration.py",
     "test_docs.py",
+    "test_lock.py",
+    "publishing_support.py",
+    "test_publishing_publish.py",
+    "test_publishing_push.py",
+    "test_publishing_requests.py",
     "test_settings.py",
     "test_training.py",
 ]
