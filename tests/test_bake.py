@@ -1,5 +1,6 @@
 """Bake the template with each answer and check exactly what comes out."""
 
+import fnmatch
 import json
 import os
 import re
@@ -14,6 +15,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 import pytest
+import yaml
 
 from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices
 
@@ -74,6 +76,7 @@ CONTAINER_TESTS = ["__init__.py", "conftest.py", "test_image.py", "test_serve.py
 def expected_files(package: str) -> set[str]:
     return {
         ".dockerignore",
+        ".github/workflows/ci.yml",
         ".gitattributes",
         ".gitignore",
         ".hadolint.yaml",
@@ -137,13 +140,22 @@ def test_dockerfile_passes_hadolint(cookies, base_os):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def copied_without_render(relative: str) -> bool:
+    """Files cookiecutter copies as they are (GitHub Actions' own `${{ }}` syntax)."""
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in COOKIECUTTER_JSON["_copy_without_render"])
+
+
 def test_no_template_syntax_is_left_in_the_output(cookies):
     project = bake(cookies)
     leftovers = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
     for path in project.rglob("*"):
+        relative = str(path.relative_to(project))
         if path.is_file() and path.suffix not in {".csv"}:
             text = path.read_text()
-            assert not leftovers.search(text), f"{path.relative_to(project)} has template syntax left"
+            if copied_without_render(relative):
+                assert "cookiecutter." not in text, f"{relative} is copied unrendered but names a cookiecutter variable"
+                continue
+            assert not leftovers.search(text), f"{relative} has template syntax left"
 
 
 def test_structured_files_parse_and_carry_the_answers(cookies):
@@ -178,7 +190,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
 def test_jinja_in_rendered_files_stays_in_the_first_lines():
     source_root = TEMPLATE / "{{cookiecutter.project_slug}}"
     for source in source_root.rglob("*"):
-        if not source.is_file() or source.suffix == ".csv":
+        if not source.is_file() or source.suffix == ".csv" or copied_without_render(str(source.relative_to(source_root))):
             continue
         lines = source.read_text().splitlines()
         jinja_lines = [n for n, line in enumerate(lines, 1) if re.search(r"\{\{|\{%", line)]
@@ -241,3 +253,48 @@ def test_readme_test_command_is_what_ci_runs():
     readme = (TEMPLATE / "README.md").read_text()
     command = (TEMPLATE / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert command.startswith("python3 -m venv") and f"\n{command}\n" in readme
+
+
+def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentials(cookies):
+    project = bake(cookies)
+    text = (project / ".github/workflows/ci.yml").read_text()
+    assert text == (TEMPLATE / "{{cookiecutter.project_slug}}/.github/workflows/ci.yml").read_text()
+    workflow = yaml.safe_load(text)
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"test", "container", "publish"}
+    makefile = (project / "Makefile").read_text()
+    for name, job in jobs.items():
+        for step in job["steps"]:
+            for command in re.findall(r"^make ([^\n]*)", step.get("run", ""), re.MULTILINE):
+                for target in (word for word in command.split() if "=" not in word):
+                    assert re.search(rf"^{target}:", makefile, re.MULTILINE), f"{name}: no make target {target}"
+        if name != "publish":
+            assert "secrets." not in json.dumps(job) and "aws-actions" not in json.dumps(job), name
+            assert "id-token" not in json.dumps(job.get("permissions", {})), name
+    publish = jobs["publish"]
+    assert set(publish["needs"]) == {"test", "container"}
+    assert publish["if"].startswith("vars.AWS_ROLE_ARN != ''")
+    assert publish["permissions"]["id-token"] == "write"
+    runs = [step.get("run") for step in publish["steps"]]
+    assert runs[-2:] == ["make push", "make publish"]
+    assert workflow["permissions"] == {"contents": "read"}
+    assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
+    assert "make test-container" in [step.get("run") for step in jobs["container"]["steps"]]
+
+
+@pytest.mark.parametrize("base_os", choices("base_os"))
+def test_the_image_installs_the_lock_with_hashes_required(cookies, base_os):
+    project = bake(cookies, base_os=base_os)
+    dockerfile = (project / "Dockerfile").read_text()
+    installs = re.findall(r"pip install [^\n]*", dockerfile)
+    assert installs and all("--require-hashes" in line and "-r /tmp/requirements.lock" in line for line in installs)
+    lock = (project / "requirements.lock").read_text()
+    wanted = [
+        line.split("#")[0].strip().lower()
+        for line in (project / "requirements.in").read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    for name in wanted:
+        assert re.search(rf"^{re.escape(name)}==\S+ .*\\\n\s+--hash=sha256:", lock, re.MULTILINE | re.IGNORECASE), (
+            f"{name} is in requirements.in but not pinned with a hash in requirements.lock"
+        )
