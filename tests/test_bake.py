@@ -176,6 +176,23 @@ def test_structured_files_parse_and_carry_the_answers(cookies):
     assert 'USER_MODULE = "fraud_scorer.model"' in (project / "src/sagemaker_contract/project.py").read_text()
 
 
+def test_publishing_settings_carry_the_answers(cookies):
+    project = bake(
+        cookies,
+        marketplace=False,
+        aws_region="eu-west-1",
+        training_instance_type="ml.c5.xlarge",
+        inference_instance_type="ml.m5.xlarge",
+    )
+    settings = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["sagemaker"]
+    assert settings == {
+        "product": "algorithm",
+        "marketplace": False,
+        "region": "eu-west-1",
+        "instance_types": {"training": ["ml.c5.xlarge"], "realtime": ["ml.m5.xlarge"], "transform": ["ml.m5.xlarge"]},
+    }
+
+
 def test_python_files_compile(cookies):
     project = bake(cookies)
     for path in project.rglob("*.py"):

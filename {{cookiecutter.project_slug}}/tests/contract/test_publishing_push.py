@@ -2,6 +2,7 @@
 
 import base64
 import json
+import subprocess
 
 import botocore.session
 import pytest
@@ -9,7 +10,7 @@ from botocore.credentials import CredentialResolver
 
 from sagemaker_contract.publishing import PublishError
 from sagemaker_contract.publishing.aws import NO_CREDENTIALS, Clients
-from sagemaker_contract.publishing.images import read_record
+from sagemaker_contract.publishing.images import image_tag, read_record
 from sagemaker_contract.publishing.push import push
 
 from .publishing_support import ACCOUNT, DIGEST, REGION, FakeDocker, NoAws, copy_project, settings_for, stubbed
@@ -148,3 +149,19 @@ def test_no_credentials_is_one_clear_line(settings):
     with pytest.raises(PublishError) as caught:
         push(settings, local_image="x:local", clients=Clients(REGION, {"sts": sts}), docker=FakeDocker())
     assert caught.value.lines == [NO_CREDENTIALS]
+
+
+def test_the_tag_is_the_version_and_commit_and_says_when_the_tree_is_dirty(tmp_path):
+    project = copy_project(tmp_path)
+    assert image_tag("0.1.0+local", project) == "0.1.0-local"  # not a git work tree: the version alone
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "sample")
+    commit = git("rev-parse", "--short=7", "HEAD")
+    assert image_tag("0.1.0", project) == f"0.1.0-{commit}"
+    (project / "data" / "train" / "more.csv").write_text("setosa,1,2,3,4\n")
+    assert image_tag("0.1.0", project) == f"0.1.0-{commit}-dirty"
