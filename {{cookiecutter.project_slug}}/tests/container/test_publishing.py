@@ -14,7 +14,7 @@ import pytest
 from sagemaker_contract.publishing.config import load_settings
 from sagemaker_contract.publishing.publish import plan
 
-from .conftest import PROJECT, Server, train
+from .conftest import PROJECT, Server, docker, train
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +86,19 @@ def test_the_validation_profile_passes_in_the_image(image, planned, profile, tmp
     assert status == 200, answer[:500]
     assert content_type.startswith(transform["TransformOutput"]["Accept"])
     assert len(answer.decode().splitlines()) == len(body.decode().splitlines())
+
+
+def test_the_publishing_code_stays_out_of_the_image(image):
+    """It runs on your machine and needs boto3; the image carries only what SageMaker runs."""
+    found = docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/opt/venv/bin/python",
+        image,
+        "-c",
+        "import importlib.util; print(importlib.util.find_spec('sagemaker_contract.publishing'))",
+    )
+    assert found.stdout.strip() == "None"

@@ -137,6 +137,14 @@ def test_a_pushed_ecr_image_is_pinned_by_digest(project):
     assert all(PLACEHOLDER_ACCOUNT not in line for line in planned.placeholders)
 
 
+def test_a_push_to_another_registry_is_not_published_and_the_dry_run_says_so(project):
+    write_record(project / "build", PushedImage("127.0.0.1:5000", "decision-trees", "0.1.0", DIGEST))
+    planned = plan(settings_for(project), dry_run=True)
+    assert planned.request["TrainingSpecification"]["TrainingImage"].startswith(f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.")
+    assert "TrainingImageDigest" not in planned.request["TrainingSpecification"]
+    assert planned.placeholders[0].startswith("build/pushed-image.json records a push to 127.0.0.1:5000, not ECR")
+
+
 def test_an_image_pushed_to_another_region_is_refused(project):
     write_record(project / "build", PushedImage(f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com", "d", "t", DIGEST))
     with pytest.raises(PublishError, match="an image in eu-west-1, but publishing is set to us-east-1"):

@@ -118,6 +118,11 @@ def _image(settings: Settings, dry_run: bool, placeholders: list[str], clients: 
     if not dry_run:
         where = f"it records a push to {record.registry}, not ECR" if record else "there is no build/pushed-image.json"
         raise PublishError(f"nothing to publish: {where}; run make push (to ECR) first")
+    if record is not None:
+        placeholders.append(
+            f"build/pushed-image.json records a push to {record.registry}, not ECR, so the requests name the "
+            "ECR image make push would push: run make push without REGISTRY before publishing"
+        )
     account = settings.account_id or PLACEHOLDER_ACCOUNT
     if account == PLACEHOLDER_ACCOUNT:
         placeholders.append(f"account {account}: set AWS_ACCOUNT_ID (make push records the real one)")

@@ -17,6 +17,8 @@ from botocore.exceptions import ParamValidationError
 from botocore.model import Shape
 from botocore.validate import validate_parameters
 
+from . import PublishError
+
 # Where to fix a problem, by the part of the request it is in.
 HINTS = (
     ("InstanceType", "set instance types in [tool.sagemaker] in pyproject.toml"),
@@ -61,9 +63,7 @@ def check_request(operation: str, params: dict[str, Any], service: str = "sagema
         raise _invalid(operation, problems)
 
 
-def _invalid(operation: str, problems: list[str]):
-    from . import PublishError
-
+def _invalid(operation: str, problems: list[str]) -> PublishError:
     count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
     return PublishError(
         f"the {operation} request does not match SageMaker's API model ({count}); nothing was written or sent:",
