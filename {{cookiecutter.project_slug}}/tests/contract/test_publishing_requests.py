@@ -172,7 +172,7 @@ def test_the_environment_sets_the_per_account_values(project):
     [
         (
             {"instance_types": {"training": ["ml.m5.lrge"], "realtime": ["ml.m5.large"], "transform": ["ml.m5.large"]}},
-            "SupportedTrainingInstanceTypes[0] 'ml.m5.lrge' is not one of the",
+            ("SupportedTrainingInstanceTypes[0] 'ml.m5.lrge' is not one of the", "(did you mean ml.m5.large"),
         ),
         (
             {
@@ -182,16 +182,16 @@ def test_the_environment_sets_the_per_account_values(project):
                     "transform": ["ml.t2.medium"],
                 }
             },
-            "TransformResources.InstanceType 'ml.t2.medium' is not one of the",
+            ("TransformResources.InstanceType 'ml.t2.medium' is not one of the",),
         ),
-        ({"validation_role_arn": "my-role"}, "ValidationRole 'my-role' does not match SageMaker's pattern"),
+        ({"validation_role_arn": "my-role"}, ("ValidationRole 'my-role' does not match SageMaker's pattern",)),
     ],
 )
 def test_a_bad_setting_fails_the_check_naming_it_and_writes_nothing(tmp_path, change, expected):
     project = copy_project(tmp_path, **change)
     with pytest.raises(PublishError) as caught:
         dry_run(settings_for(project), say=lambda line: None)
-    assert any(expected in line for line in caught.value.lines), caught.value.lines
+    assert any(all(part in line for part in expected) for line in caught.value.lines), caught.value.lines
     assert all("\n" not in line for line in caught.value.lines)
     assert not (project / "build" / "publish").exists()
 
@@ -217,7 +217,7 @@ def test_the_service_model_checks_catch_what_botocore_alone_does_not():
             },
         },
     )
-    assert "SupportedInputModes[0] 'Stream' is not one of the 3 values SageMaker accepts" in problem
+    assert "SupportedInputModes[0] 'Stream' is not one of the" in problem
     [problem] = request_problems("DescribeAlgorithm", {})
     assert problem.startswith('Missing required parameter in input: "AlgorithmName"')
     assert request_problems("DescribeAlgorithm", {"AlgorithmName": "fine-name"}) == []

@@ -99,7 +99,14 @@ def push(
     return image, record
 
 
-def _prepare_ecr(settings, tag, clients, force, docker, say) -> PushedImage:
+def _prepare_ecr(
+    settings: Settings,
+    tag: str,
+    clients: Clients,
+    force: bool,
+    docker: Callable[..., subprocess.CompletedProcess],
+    say: Callable[[str], None],
+) -> PushedImage:
     account = settings.account_id
     if not account:
         with aws_errors("finding your AWS account (sts GetCallerIdentity)"):
@@ -138,7 +145,7 @@ def _prepare_ecr(settings, tag, clients, force, docker, say) -> PushedImage:
     return image
 
 
-def _registry_has(docker, image: PushedImage) -> bool:
+def _registry_has(docker: Callable[..., subprocess.CompletedProcess], image: PushedImage) -> bool:
     insecure = ["--insecure"] if LOOPBACK.match(image.registry) else []
     result = docker("manifest", "inspect", *insecure, image.uri)
     if result.returncode == 0:
@@ -159,7 +166,9 @@ def _tag_exists(image: PushedImage) -> PublishError:
     )
 
 
-def _pushed_digest(docker, image: PushedImage, push_output: str) -> str | None:
+def _pushed_digest(
+    docker: Callable[..., subprocess.CompletedProcess], image: PushedImage, push_output: str
+) -> str | None:
     """The digest the registry gave: from the push's own output, else the image's RepoDigests."""
     found = PUSHED_DIGEST.findall(push_output)
     if found:

@@ -8,6 +8,7 @@ Patterns Python's `re` cannot read (Java's `\\p{L}` classes) are left to the ser
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from typing import Any
@@ -108,8 +109,9 @@ def _constraint_problems(value: Any, shape: Shape, path: str) -> list[str]:
 def _string_problems(value: str, shape: Shape, path: str) -> list[str]:
     metadata = shape.metadata
     if shape.enum and value not in shape.enum:
-        examples = ", ".join(shape.enum[:4])
-        return [f"{path} {value!r} is not one of the {len(shape.enum)} values SageMaker accepts (e.g. {examples})"]
+        close = difflib.get_close_matches(value, shape.enum, n=3)
+        suggestion = f"did you mean {' or '.join(close)}?" if close else f"e.g. {', '.join(shape.enum[:4])}"
+        return [f"{path} {value!r} is not one of the {len(shape.enum)} values SageMaker accepts ({suggestion})"]
     if "max" in metadata and len(value) > metadata["max"]:
         return [f"{path} is {len(value)} characters long; SageMaker allows at most {metadata['max']}"]
     pattern = _pattern(metadata.get("pattern"))
