@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,41 @@ def make(project: Path, *targets: str, venv: Path | None = None, timeout: float 
         args.append(f"VENV={venv}")
     args += [f"{key}={value}" for key, value in variables.items()]
     return run(args, cwd=project, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory):
+    """A real registry (Debian's docker-registry) on 127.0.0.1, for as long as the session; yields host:port."""
+    binary = shutil.which("docker-registry")
+    require(binary is not None, "no docker-registry (Debian package docker-registry) to push to")
+    root = tmp_path_factory.mktemp("registry")
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (root / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = (root / "registry.log").open("w")
+    process = subprocess.Popen([binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"docker-registry did not start:\n{(root / 'registry.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,5 +1,6 @@
 """Bake the template with each answer and check exactly what comes out."""
 
+import fnmatch
 import json
 import os
 import re
@@ -14,6 +15,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 import pytest
+import yaml
 
 from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices
 
@@ -37,6 +39,21 @@ CONTRACT = [
     "server.py",
     "settings.py",
     "training.py",
+    *(
+        f"publishing/{name}"
+        for name in (
+            "__init__.py",
+            "__main__.py",
+            "aws.py",
+            "config.py",
+            "images.py",
+            "publish.py",
+            "push.py",
+            "sample_data.py",
+            "service_model.py",
+            "specifications.py",
+        )
+    ),
 ]
 CONTRACT_TESTS = [
     "__init__.py",
@@ -48,16 +65,29 @@ CONTRACT_TESTS = [
     "test_declaration.py",
     "test_docs.py",
     "test_loading.py",
+    "test_lock.py",
     "test_packaging.py",
+    "publishing_support.py",
+    "test_publishing_publish.py",
+    "test_publishing_push.py",
+    "test_publishing_requests.py",
     "test_settings.py",
     "test_training.py",
 ]
-CONTAINER_TESTS = ["__init__.py", "conftest.py", "test_image.py", "test_model_loading.py", "test_serve.py"]
+CONTAINER_TESTS = [
+    "__init__.py",
+    "conftest.py",
+    "test_image.py",
+    "test_model_loading.py",
+    "test_publishing.py",
+    "test_serve.py",
+]
 
 
 def expected_files(package: str, product: str = "algorithm") -> set[str]:
     files = {
         ".dockerignore",
+        ".github/workflows/ci.yml",
         ".gitattributes",
         ".gitignore",
         ".hadolint.yaml",
@@ -147,14 +177,22 @@ def test_lock_file_is_pinned_for_what_the_base_os_runs(cookies, base_os):
         f"uv pip compile {flags} --only-binary :all: --generate-hashes --no-python-downloads "
         "requirements.in -o requirements.lock"
     )
-    pinned = {line.split("==")[0] for line in (project / "requirements.lock").read_text().splitlines() if "==" in line}
+    lock = (project / "requirements.lock").read_text()
     wanted = {
         line.split("#")[0].strip().lower()
         for line in (project / "requirements.in").read_text().splitlines()
         if line.split("#")[0].strip()
     }
-    assert wanted <= pinned, f"requirements.in names packages the lock does not pin: {wanted - pinned}"
-    assert "--require-hashes" in (project / "Dockerfile").read_text()
+    for name in wanted:
+        assert re.search(rf"^{re.escape(name)}==\S+ .*\\\n\s+--hash=sha256:", lock, re.MULTILINE | re.IGNORECASE), (
+            f"{name} is in requirements.in but not pinned with a hash in requirements.lock"
+        )
+    # The image installs the lock and nothing else, hashes required, wheels only.
+    dockerfile = (project / "Dockerfile").read_text().replace("\\\n", " ")
+    installs = re.findall(r"(?:pip|uv pip) install [^\n]*", dockerfile)
+    assert installs, "the Dockerfile installs nothing"
+    for line in installs:
+        assert "--require-hashes" in line and "-r /tmp/requirements.lock" in line and "--only-binary" in line, line
 
 
 @pytest.mark.parametrize("base_os", BASE_OS_CHOICES)
@@ -213,13 +251,22 @@ def test_custom_base_image_on_the_scan_list_bakes_with_its_recipe(cookies):
     assert "uv python install" in dockerfile
 
 
+def copied_without_render(relative: str) -> bool:
+    """Files cookiecutter copies as they are (GitHub Actions' own `${{ }}` syntax)."""
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in COOKIECUTTER_JSON["_copy_without_render"])
+
+
 def test_no_template_syntax_is_left_in_the_output(cookies):
     project = bake(cookies)
     leftovers = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
     for path in project.rglob("*"):
+        relative = str(path.relative_to(project))
         if path.is_file() and path.suffix not in {".csv"}:
             text = path.read_text()
-            assert not leftovers.search(text), f"{path.relative_to(project)} has template syntax left"
+            if copied_without_render(relative):
+                assert "cookiecutter." not in text, f"{relative} is copied unrendered but names a cookiecutter variable"
+                continue
+            assert not leftovers.search(text), f"{relative} has template syntax left"
 
 
 def test_structured_files_parse_and_carry_the_answers(cookies):
@@ -231,6 +278,22 @@ def test_structured_files_parse_and_carry_the_answers(cookies):
     for path in project.rglob("*.json"):
         json.loads(path.read_text())
     assert 'USER_MODULE = "fraud_scorer.model"' in (project / "src/sagemaker_contract/project.py").read_text()
+
+
+def test_publishing_settings_carry_the_answers(cookies):
+    project = bake(
+        cookies,
+        marketplace=False,
+        aws_region="eu-west-1",
+        training_instance_type="ml.c5.xlarge",
+        inference_instance_type="ml.m5.xlarge",
+    )
+    settings = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["sagemaker"]
+    assert settings == {
+        "marketplace": False,
+        "region": "eu-west-1",
+        "instance_types": {"training": ["ml.c5.xlarge"], "realtime": ["ml.m5.xlarge"], "transform": ["ml.m5.xlarge"]},
+    }
 
 
 def test_python_files_compile(cookies):
@@ -263,7 +326,10 @@ def test_jinja_in_rendered_files_stays_at_the_edges():
     source_root = TEMPLATE / "{{cookiecutter.project_slug}}"
     control = re.compile(r"^\{%-? (if|elif|else|endif)\b.*-?%\}$")
     for source in source_root.rglob("*"):
+        relative = str(source.relative_to(source_root))
         if not source.is_file() or source.suffix == ".csv" or source.name == "README.md":
+            continue
+        if copied_without_render(relative):  # GitHub Actions' own ${{ }}, copied as it is
             continue
         lines = source.read_text().splitlines()
         late = [
@@ -321,3 +387,30 @@ def test_readme_test_command_is_what_ci_runs():
     readme = (TEMPLATE / "README.md").read_text()
     command = (TEMPLATE / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert command.startswith("python3 -m venv") and f"\n{command}\n" in readme
+
+
+def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentials(cookies):
+    project = bake(cookies)
+    text = (project / ".github/workflows/ci.yml").read_text()
+    assert text == (TEMPLATE / "{{cookiecutter.project_slug}}/.github/workflows/ci.yml").read_text()
+    workflow = yaml.safe_load(text)
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"test", "container", "publish"}
+    makefile = (project / "Makefile").read_text()
+    for name, job in jobs.items():
+        for step in job["steps"]:
+            for command in re.findall(r"^make ([^\n]*)", step.get("run", ""), re.MULTILINE):
+                for target in (word for word in command.split() if "=" not in word):
+                    assert re.search(rf"^{target}:", makefile, re.MULTILINE), f"{name}: no make target {target}"
+        if name != "publish":
+            assert "secrets." not in json.dumps(job) and "aws-actions" not in json.dumps(job), name
+            assert "id-token" not in json.dumps(job.get("permissions", {})), name
+    publish = jobs["publish"]
+    assert set(publish["needs"]) == {"test", "container"}
+    assert publish["if"].startswith("vars.AWS_ROLE_ARN != ''")
+    assert publish["permissions"]["id-token"] == "write"
+    runs = [step.get("run") for step in publish["steps"]]
+    assert runs[-2:] == ["make push", "make publish"]
+    assert workflow["permissions"] == {"contents": "read"}
+    assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
+    assert "make test-container" in [step.get("run") for step in jobs["container"]["steps"]]

@@ -6,9 +6,11 @@ product x framework on Debian 12; the Marketplace-scannable recipes are rendered
 test_bake.py instead.
 """
 
+import json
 import os
 import shutil
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -124,3 +126,61 @@ def test_make_build_bakes_a_packed_model_outside_opt_ml(cookies, project_venv, d
         assert result.stdout.strip() == "['decision-tree-model.joblib', 'model-metadata.json'] False"
     finally:
         subprocess.run(["docker", "image", "rm", image], capture_output=True)
+
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
+
+
+def registry_digest(registry: str, repository: str, tag: str) -> str:
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{tag}", method="HEAD", headers={"Accept": MANIFEST_TYPES}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.headers["Docker-Content-Digest"]
+
+
+def test_make_push_sends_the_image_to_a_real_registry(cookies, project_venv, docker_engine, local_registry):
+    project = bake(cookies, base_os="debian-12", marketplace=False, project_name="Push Check")
+    local = f"push-check:test-{os.getpid()}"
+    remote = f"{local_registry}/push-check:0.1.0"
+    try:
+        make(project, "push", venv=project_venv, timeout=3600, IMAGE_TAG=f"test-{os.getpid()}", REGISTRY=local_registry)
+        record = json.loads((project / "build" / "pushed-image.json").read_text())
+        assert record["uri"] == remote
+        assert record["digest"] == registry_digest(local_registry, "push-check", "0.1.0")
+
+        # Tags are immutable: the same version and commit is refused, and nothing is pushed.
+        again = subprocess.run(
+            ["make", "push", f"VENV={project_venv}", f"IMAGE_TAG=test-{os.getpid()}", f"REGISTRY={local_registry}"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        assert again.returncode != 0 and f"push: {remote} exists already" in again.stderr, again.stderr[-2000:]
+
+        # What the registry holds is the image: pull it back by digest and run it with no network.
+        subprocess.run(["docker", "image", "rm", remote], capture_output=True)
+        pulled = f"{local_registry}/push-check@{record['digest']}"
+        subprocess.run(["docker", "pull", pulled], check=True, capture_output=True, timeout=600)
+        described = subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", pulled, "describe"], capture_output=True, text=True
+        )
+        assert json.loads(described.stdout)["module"] == "push_check.model", described.stderr
+    finally:
+        for image in (local, remote, f"{local_registry}/push-check@{record_digest(project)}"):
+            subprocess.run(["docker", "image", "rm", image], capture_output=True)
+
+
+def record_digest(project) -> str:
+    try:
+        return json.loads((project / "build" / "pushed-image.json").read_text())["digest"]
+    except (OSError, ValueError, KeyError):
+        return "sha256:none"

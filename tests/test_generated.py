@@ -44,6 +44,58 @@ def test_package_model_packs_a_model_the_project_can_load(cookies, project_venv,
     assert (project / "build" / "model.tar.gz").stat().st_size > 0
 
 
+# Checks each written request with botocore alone (not the project's own checker).
+BOTOCORE_CHECK = """
+import json, sys
+import botocore.session
+from botocore.validate import validate_parameters
+model = botocore.session.get_session().get_service_model("sagemaker")
+operation, path = sys.argv[1], sys.argv[2]
+validate_parameters(json.load(open(path)), model.operation_model(operation).input_shape)
+print("valid", operation)
+"""
+OPERATIONS = {"create-algorithm.json": "CreateAlgorithm", "create-model-package.json": "CreateModelPackage"}
+
+
+def without_aws(home) -> dict:
+    """The environment of a machine with no AWS configuration at all."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(HOME=str(home), AWS_CONFIG_FILE=str(home / "none"), AWS_SHARED_CREDENTIALS_FILE=str(home / "none"))
+    return env
+
+
+@pytest.mark.parametrize("product", choices("product"))
+@pytest.mark.parametrize("framework", choices("framework"))
+def test_publish_dry_run_needs_no_image_credentials_or_network(cookies, project_venv, tmp_path, product, framework):
+    unshare = shutil.which("unshare")
+    isolated = unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0
+    require(bool(isolated), "`unshare --net` (util-linux, as root) is needed to run the dry run with no network")
+    project = bake(cookies, product=product, framework=framework)
+    (project_venv / ".installed").touch()
+    result = subprocess.run(
+        [unshare, "--net", "make", "publish", "DRY_RUN=1", f"VENV={project_venv}"],
+        cwd=project,
+        env=without_aws(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "docker" not in result.stdout, "a dry run must not build the image"
+    listed = [line.strip() for line in result.stdout.splitlines() if line.startswith("  build/publish/")]
+    requests = [path for path in listed if path.rsplit("/", 1)[1] in OPERATIONS]
+    assert len(requests) == 1 and "build/publish/s3-uploads.json" in listed, result.stdout
+    for path in listed:
+        assert (project / path).is_file(), path
+    operation = OPERATIONS[requests[0].rsplit("/", 1)[1]]
+    python = str(project_venv / "bin" / "python")
+    checked = run([python, "-c", BOTOCORE_CHECK, operation, requests[0]], cwd=project)
+    assert checked.stdout.strip() == f"valid {operation}"
+    request = json.loads((project / requests[0]).read_text())
+    assert request["CertifyForMarketplace"] is True
+    assert "Placeholders in these files" in result.stdout
+
+
 def test_make_help_lists_the_entry_points(cookies):
     project = bake(cookies)
     listing = run(["make", "help"], cwd=project).stdout

@@ -306,6 +306,16 @@ def check_image(os_release: OsRelease, marketplace: bool, catalogue: dict) -> tu
     return 0, f"check-os: WARNING: the image runs {found}: {why}; fine for private use, not for a Marketplace listing."
 
 
+def marketplace_setting(pyproject: str) -> bool:
+    """`marketplace` from pyproject.toml's [tool.sagemaker] (read without a TOML library: this
+    runs on any Python 3 the host has)."""
+    section = re.search(r"^\[tool\.sagemaker\][^\n]*\n(.*?)(?=^\[|\Z)", pyproject, re.MULTILINE | re.DOTALL)
+    value = section and re.search(r"^marketplace\s*=\s*(true|false)\s*(?:#.*)?$", section.group(1), re.MULTILINE)
+    if not value:
+        raise BaseOsError("pyproject.toml has no `marketplace = true|false` under [tool.sagemaker]")
+    return value.group(1) == "true"
+
+
 def readme_table(catalogue: dict) -> str:
     columns = ["`base_os`", "Base image", "Python", "Package manager", "On the scan list", "Vendor end of life"]
     columns.append("How CI tests it")
@@ -329,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check an image's /etc/os-release")
     check.add_argument("os_release", type=Path)
-    check.add_argument("--marketplace", choices=["true", "false"], required=True)
+    check.add_argument("--marketplace", choices=["true", "false"], help="default: pyproject.toml's [tool.sagemaker]")
+    check.add_argument("--pyproject", type=Path, default=Path("pyproject.toml"))
     commands.add_parser("table", help="print the README table of base OS choices")
     args = parser.parse_args(argv)
     catalogue = load_catalogue()
@@ -341,7 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, BaseOsError) as error:
         print(f"check-os: cannot read the image's os-release: {error}", file=sys.stderr)
         return 2
-    code, message = check_image(os_release, args.marketplace == "true", catalogue)
+    if args.marketplace is None:
+        try:
+            marketplace = marketplace_setting(args.pyproject.read_text())
+        except (OSError, BaseOsError) as error:
+            print(f"check-os: {error}; or give MARKETPLACE=true|false", file=sys.stderr)
+            return 2
+    else:
+        marketplace = args.marketplace == "true"
+    code, message = check_image(os_release, marketplace, catalogue)
     print(message, file=sys.stderr if code else sys.stdout)
     return code
 

@@ -153,6 +153,40 @@ def served_model(request, tmp_path_factory) -> Path:
     return extracted
 
 
+@pytest.fixture(scope="session")
+def planned():
+    """The request `make publish DRY_RUN=1` would write, built from this project."""
+    from sagemaker_contract.publishing.config import load_settings
+    from sagemaker_contract.publishing.publish import plan
+
+    return plan(load_settings(PROJECT, {}), dry_run=True)
+
+
+@pytest.fixture(scope="session")
+def profile(planned):
+    """The validation profile SageMaker runs before it accepts the algorithm or model package."""
+    return planned.request["ValidationSpecification"]["ValidationProfiles"][0]
+
+
+def transform_rehearsal(image: str, planned, profile, model_dir: Path) -> None:
+    """Serve `model_dir` and send the profile's transform input as one MultiRecord request, as
+    the validation transform job does: one output line per input line."""
+    transform = profile["TransformJobDefinition"]
+    body = next(upload.content for upload in planned.data.uploads if upload.content is not None)
+    assert len(body) <= transform["MaxPayloadInMB"] * 1024 * 1024  # one MultiRecord request holds it all
+    server = Server(image, model_dir)
+    try:
+        server.wait_until_healthy()
+        status, content_type, answer = server.invoke(
+            body, content_type=transform["TransformInput"]["ContentType"], accept=transform["TransformOutput"]["Accept"]
+        )
+    finally:
+        server.stop()
+    assert status == 200, answer[:500]
+    assert content_type.startswith(transform["TransformOutput"]["Accept"])
+    assert len(answer.decode().splitlines()) == len(body.decode().splitlines())
+
+
 class Server:
     """A `docker run IMAGE serve` container, published on 127.0.0.1 only."""
 

@@ -46,4 +46,3 @@ def test_describe_reports_the_declaration(declaration):
     else:
         assert declaration["channels"] == declaration["hyperparameters"] == []
     assert declaration["content_types"] == ["text/csv", "application/json", "application/jsonlines"]
-

@@ -2,9 +2,10 @@
 
 import json
 import re
+import shutil
 import time
 
-from .conftest import LOCAL_USER, docker, make_tree, train
+from .conftest import LOCAL_USER, PROJECT, docker, make_tree, train, transform_rehearsal
 
 
 def test_training_saves_a_model_and_writes_no_failure(trained):
@@ -84,3 +85,40 @@ def test_sigterm_stops_training_within_sagemakers_grace_period(image, tmp_path, 
     assert stopped_in < 10, f"took {stopped_in:.1f} s to stop after SIGTERM"
     assert state["ExitCode"] != 0
     assert failure_of(root).startswith("training stopped by SIGTERM")
+
+
+def test_every_metric_regex_in_the_request_matches_what_training_printed(planned, trained):
+    _, result = trained
+    lines = result.stdout.splitlines()
+    for definition in planned.request["TrainingSpecification"]["MetricDefinitions"]:
+        values = [float(m.group(1)) for m in (re.search(definition["Regex"], line) for line in lines) if m]
+        assert len(values) == 1, f"{definition['Name']}: {definition['Regex']!r} matched {len(values)} of {lines}"
+
+
+def test_the_validation_profile_passes_in_the_image(image, planned, profile, tmp_path):
+    """Rehearse SageMaker's validation: train as the profile says, then transform its input."""
+    job = profile["TrainingJobDefinition"]
+    root = tmp_path / "opt_ml"
+    (root / "input/config").mkdir(parents=True)
+    (root / "input/config/hyperparameters.json").write_text(json.dumps(job["HyperParameters"]))
+    (root / "input/config/inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                channel["ChannelName"]: {
+                    "ContentType": channel["ContentType"],
+                    "TrainingInputMode": job["TrainingInputMode"],
+                    "S3DistributionType": channel["DataSource"]["S3DataSource"]["S3DataDistributionType"],
+                    "RecordWrapperType": "None",
+                }
+                for channel in job["InputDataConfig"]
+            }
+        )
+    )
+    (root / "input/config/resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    for channel in job["InputDataConfig"]:
+        shutil.copytree(PROJECT / "data" / channel["ChannelName"], root / "input/data" / channel["ChannelName"])
+    (root / "model").mkdir()
+    trained = train(image, root)
+    assert trained.returncode == 0, f"the validation training job would fail:\n{trained.stderr[-3000:]}"
+
+    transform_rehearsal(image, planned, profile, root / "model")
