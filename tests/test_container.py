@@ -8,6 +8,7 @@ test_bake.py instead.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -184,3 +185,67 @@ def record_digest(project) -> str:
         return json.loads((project / "build" / "pushed-image.json").read_text())["digest"]
     except (OSError, ValueError, KeyError):
         return "sha256:none"
+
+
+NO_CA_BASE = "stand-in/debian-no-ca:12"  # .ci/stand-in-base-image: debian:12-slim without this machine's CA
+FIND_IN_IMAGE = """
+import os, sys
+needles = [n.encode() for n in sys.argv[1:]]
+for top in ("/etc", "/opt", "/usr", "/root", "/tmp", "/var"):
+    for root, dirs, files in os.walk(top):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                data = open(path, "rb").read()
+            except OSError:
+                continue
+            if any(n in data for n in needles):
+                print(path)
+"""
+
+
+PEM = re.compile(r"-----BEGIN CERTIFICATE-----\n(?:.*\n)+?-----END CERTIFICATE-----\n")
+
+
+def certificates(path: str) -> dict[str, str]:
+    """The certificates of a PEM bundle, keyed by a distinctive base64 line of each."""
+    return {block.splitlines()[4]: block for block in PEM.findall(open(path).read())}
+
+
+def test_a_build_can_bring_its_own_ca_and_the_image_does_not_keep_it(cookies, project_venv, docker_engine):
+    """Behind an intercepting proxy (this machine's case) pip needs the proxy's CA. EXTRA_CA_CERTS
+    hands it to the build stage only: it must not be in the final image's files or environment."""
+    import certifi
+
+    present = subprocess.run(["docker", "image", "inspect", NO_CA_BASE], capture_output=True).returncode == 0
+    require(present, f"no {NO_CA_BASE} image; .ci/run makes it with .ci/stand-in-base-image")
+    bundle = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    # The certificates this machine trusts that public trust stores lack: the proxy's own CA(s),
+    # what a company would hand its developers as corporate-ca.pem.
+    public = certificates(certifi.where())
+    private = {key: block for key, block in certificates(bundle).items() if key not in public}
+    project_dir = bake(cookies, base_os="debian-12", marketplace=False, project_name="Extra CA")
+    corporate_ca = project_dir / "corporate-ca.pem"
+    corporate_ca.write_text("".join(private.values()))
+    tag = f"test-{os.getpid()}"
+    image = f"extra-ca:{tag}"
+    try:
+        make(project_dir, "build", IMAGE_TAG=tag, BASE_IMAGE=NO_CA_BASE, EXTRA_CA_CERTS=str(corporate_ca))
+        config = json.loads(
+            subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, check=True).stdout
+        )
+        env = " ".join(config[0]["Config"]["Env"])
+        assert not any(name in env for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")), env
+        config = json.loads(
+            subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, check=True).stdout
+        )
+        env = " ".join(config[0]["Config"]["Env"])
+        assert not any(name in env for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")), env
+        python = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", image]
+        found = subprocess.run(
+            [*python, "-c", FIND_IN_IMAGE, "build-ca.pem", *private], capture_output=True, text=True, check=True
+        )
+        assert found.stdout.strip() == "", f"the build's CA is left in the image: {found.stdout}"
+        print(f"extra CA: built through {len(private)} private CA(s); none left in the image")
+    finally:
+        subprocess.run(["docker", "image", "rm", image], capture_output=True)
