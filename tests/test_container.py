@@ -26,6 +26,12 @@ def docker_build_env() -> dict:
     return {} if buildx.returncode == 0 else {"DOCKER_BUILDKIT": "0"}
 
 
+def python_in(image: str, code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run Python code in an image (not its entry point), with no network."""
+    python = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", image]
+    return subprocess.run([*python, "-c", code, *args], capture_output=True, text=True, check=True)
+
+
 @pytest.fixture(scope="module")
 def docker_engine():
     require(shutil.which("docker") is not None, "no docker client")
@@ -107,23 +113,7 @@ def test_make_build_bakes_a_packed_model_outside_opt_ml(cookies, project_venv, d
         make(project, "package-model", venv=project_venv)
         make(project, "build", IMAGE_TAG=tag, BAKE_MODEL="build/model.tar.gz")
         listing = "import os; print(sorted(os.listdir('/opt/baked-model')), os.path.exists('/opt/ml'))"
-        result = subprocess.run(
-            [
-                "docker",
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--entrypoint",
-                "/opt/venv/bin/python",
-                image,
-                "-c",
-                listing,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        result = python_in(image, listing)
         assert result.stdout.strip() == "['decision-tree-model.joblib', 'model-metadata.json'] False"
     finally:
         subprocess.run(["docker", "image", "rm", image], capture_output=True)
@@ -241,10 +231,7 @@ def test_a_build_can_bring_its_own_ca_and_the_image_does_not_keep_it(cookies, pr
         )
         env = " ".join(config[0]["Config"]["Env"])
         assert not any(name in env for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")), env
-        python = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", image]
-        found = subprocess.run(
-            [*python, "-c", FIND_IN_IMAGE, "build-ca.pem", *private], capture_output=True, text=True, check=True
-        )
+        found = python_in(image, FIND_IN_IMAGE, "build-ca.pem", *private)
         assert found.stdout.strip() == "", f"the build's CA is left in the image: {found.stdout}"
         print(f"extra CA: built through {len(private)} private CA(s); none left in the image")
     finally:

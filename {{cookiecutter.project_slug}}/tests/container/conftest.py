@@ -57,6 +57,12 @@ def docker(*args: str, timeout: float = 300, check: bool = True) -> subprocess.C
     return result
 
 
+def python_in(image: str, code: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run Python code in the image (not its entry point), with no network."""
+    python = ["run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", image]
+    return docker(*python, "-c", code, *args, check=check)
+
+
 def _unavailable(reason: str):
     if os.environ.get("CI"):
         pytest.fail(f"container tests cannot run in CI: {reason}", pytrace=False)

@@ -4,7 +4,7 @@ import json
 
 from sagemaker_contract.project import PRODUCT
 
-from .conftest import docker
+from .conftest import docker, python_in
 
 
 def inspect(image):
@@ -27,9 +27,7 @@ def test_logs_are_unbuffered_and_the_pipeline_port_label_is_set(image):
 def test_nothing_is_baked_under_opt_ml(image):
     # SageMaker mounts over /opt/ml; anything the image puts there would be hidden or clash.
     probe = "import os, sys; sys.exit(1 if os.path.exists('/opt/ml') else 0)"
-    result = docker(
-        "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", image, "-c", probe, check=False
-    )
+    result = python_in(image, probe, check=False)
     assert result.returncode == 0, "the image has an /opt/ml directory"
 
 

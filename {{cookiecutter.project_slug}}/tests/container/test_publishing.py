@@ -7,7 +7,7 @@ profile SageMaker will run are in test_train.py (algorithms) and test_model_pack
 
 from sagemaker_contract.project import PRODUCT
 
-from .conftest import docker
+from .conftest import python_in
 
 
 def test_the_request_declares_what_the_image_describes(planned, declaration):
@@ -30,15 +30,5 @@ def test_the_request_declares_what_the_image_describes(planned, declaration):
 
 def test_the_publishing_code_stays_out_of_the_image(image):
     """It runs on your machine and needs boto3; the image carries only what SageMaker runs."""
-    found = docker(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/opt/venv/bin/python",
-        image,
-        "-c",
-        "import importlib.util; print(importlib.util.find_spec('sagemaker_contract.publishing'))",
-    )
+    found = python_in(image, "import importlib.util; print(importlib.util.find_spec('sagemaker_contract.publishing'))")
     assert found.stdout.strip() == "None"
