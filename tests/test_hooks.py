@@ -1,10 +1,13 @@
 """Unit tests of the hooks, imported unrendered: their only Jinja is one JSON string."""
 
 import json
+import sys
 
 import pytest
 
 from hooks import post_gen_project, pre_gen_project
+
+from .conftest import TEMPLATE, bake
 
 GOOD = {
     "project_name": "Churn Model",
@@ -117,3 +120,27 @@ def test_write_requirements_picks_the_framework_and_lock_and_is_safe_to_run_twic
     assert (tmp_path / "requirements.lock").read_text() == "scikit-learn.glibc-2.17.lock"
     assert (tmp_path / "Makefile").read_text() == "X := 1\nLOCK_FLAGS  := --python-version 3.11\n"
     assert not variants.exists()
+
+
+def test_the_post_generation_hook_can_run_again_on_a_generated_project(cookies, monkeypatch, capsys):
+    """cruft re-runs post_gen_project on update; a second run must change nothing."""
+    project = bake(cookies, base_os="centos-7", product="model", framework="xgboost")
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    answers = {
+        **json.loads((TEMPLATE / "cookiecutter.json").read_text()),
+        "project_slug": project.name,
+        "__package_name": project.name.replace("-", "_"),
+        "base_os": "centos-7",
+        "base_image": "",
+        "product": "model",
+        "framework": "xgboost",
+        "marketplace": True,
+    }
+    monkeypatch.setattr(post_gen_project, "CONTEXT_JSON", json.dumps(answers))
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [name for name in sys.modules if name.startswith("sagemaker_contract")]:
+        monkeypatch.delitem(sys.modules, name)  # the hook imports the project's own checker
+    assert post_gen_project.main() == 0
+    after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    assert after == before
