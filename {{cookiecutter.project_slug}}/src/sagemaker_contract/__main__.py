@@ -11,13 +11,21 @@ package-model  pack a model into model.tar.gz (`make package-model`; run on your
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 USAGE = "usage: IMAGE train | serve | describe | docs | local-tree | package-model"
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # Until train or serve install their own handlers (after the heavy imports): as PID 1 in a
+    # container, Python would otherwise ignore SIGTERM and wait for SIGKILL.
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s [%(name)s] %(levelname)s %(message)s", stream=sys.stderr
     )

@@ -137,3 +137,22 @@ def test_sigterm_during_save_lets_the_save_finish(opt_ml):
     assert training.run(opt_ml, fake_module(save=save)) == 0
     assert (opt_ml.model_dir / "model.json").exists()
     assert not opt_ml.failure_file.exists()
+
+
+def test_the_entry_point_handles_sigterm_before_anything_else(monkeypatch):
+    """As PID 1 Python ignores SIGTERM without a handler; the entry point installs one before the
+    heavy imports of train and serve, which then install their own."""
+    import pytest
+
+    from sagemaker_contract import __main__ as entry
+
+    monkeypatch.setattr(signal, "signal", signal.signal)  # restored after the test
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert entry.main(["no-such-command"]) == 2
+        assert signal.getsignal(signal.SIGTERM) is entry._stop_on_sigterm
+        with pytest.raises(SystemExit) as stopped:
+            entry._stop_on_sigterm(signal.SIGTERM, None)
+        assert stopped.value.code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
