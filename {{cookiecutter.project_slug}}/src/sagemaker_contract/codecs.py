@@ -128,16 +128,33 @@ def _decode_csv(text: str) -> np.ndarray:
             return np.array([[float(field) for field in text.split(",")]], dtype=np.float64)
         except ValueError:
             pass  # The general parser below explains what is wrong.
+    lines = text.splitlines()
+    rows = _loadtxt(lines, quoted='"' in text)
+    # numpy skips blank lines and refuses empty fields; both are missing values (below). Looking
+    # for them only when numpy did either keeps the common case (complete records) fast.
+    if rows is not None and len(rows) == len(lines) and rows.size:
+        return rows
+    rows = None
     if _EMPTY_CSV_FIELD.search(text):
         # An empty field is a missing value, as in SageMaker's built-in algorithms.
         text = _EMPTY_CSV_FIELD.sub("nan", text)
-    try:
-        rows = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2, quotechar='"', comments=None)
-    except ValueError:
-        raise ClientError(400, _explain_csv(text)) from None
+        lines = text.splitlines()
+        rows = _loadtxt(lines, quoted='"' in text)
+    if rows is None or len(rows) != len(lines):
+        raise ClientError(400, _explain_csv(text))
     if rows.size == 0:
         raise ClientError(400, "no records in the body; send at least one CSV row")
     return rows
+
+
+def _loadtxt(lines: list[str], quoted: bool) -> np.ndarray | None:
+    """The records as floats, or None if numpy cannot read them."""
+    try:
+        return np.loadtxt(
+            lines, delimiter=",", dtype=np.float64, ndmin=2, quotechar='"' if quoted else None, comments=None
+        )
+    except ValueError:
+        return None
 
 
 def _explain_csv(text: str) -> str:
@@ -252,6 +269,11 @@ def _json_safe(value: Any) -> Any:
 def _encode_csv(values: list[Any]) -> bytes:
     if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return ("\n".join(map(str, values)) + "\n").encode()
+    if values and all(type(v) is str and v for v in values):
+        # Labels: one per line as they are, unless one needs CSV quoting (the csv module below).
+        text = "\n".join(values)
+        if text.count("\n") == len(values) - 1 and not any(c in text for c in ',"\r'):
+            return (text + "\n").encode()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for value in values:
