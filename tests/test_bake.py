@@ -28,6 +28,7 @@ CONTRACT = [
     "declaration.py",
     "describe.py",
     "docs.py",
+    "listening.py",
     "local.py",
     "metadata.py",
     "opt_ml.py",
@@ -45,6 +46,7 @@ CONTRACT_TESTS = [
     "test_datasets.py",
     "test_declaration.py",
     "test_docs.py",
+    "test_listening.py",
     "test_settings.py",
     "test_training.py",
 ]

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run()
     if command == "serve":
+        from .listening import listen_early
+
+        listen_early()  # Before the heavy imports: SageMaker wants connections accepted within 250 ms.
         from .server import run as serve
 
         return serve()

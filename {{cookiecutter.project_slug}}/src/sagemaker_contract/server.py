@@ -24,6 +24,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
+from . import listening
 from .app import InferenceApp, ModelState
 from .batching import BatchingPredictor
 from .metadata import read_metadata
@@ -120,14 +121,20 @@ def run() -> int:
         log.info("model loaded from %s in %.3f s", state.details["model_dir"], state.details["load_seconds"])
     else:
         log.error("MODEL NOT LOADED, /ping will answer 503: %s", state.error)
+    try:
+        listener = listening.take(settings.port)
+    except OSError as error:
+        log.error("cannot listen on port %d: %s", settings.port, error.strerror or error)
+        return 2
     options = {
-        "bind": [f"0.0.0.0:{settings.port}"],
+        # The socket listen_early() bound when serve started; gunicorn takes the descriptor over.
+        "bind": [f"fd://{listener.detach()}"],
         "workers": settings.workers,
         "worker_class": f"{__name__}.Worker",
         "timeout": settings.timeout_seconds,
         "graceful_timeout": GRACEFUL_STOP_SECONDS,
         "keepalive": 75,  # Longer than SageMaker's front end keeps idle connections.
-        "backlog": 2048,
+        "backlog": listening.BACKLOG,
         "accesslog": "-" if settings.access_log else None,
         "errorlog": "-",
         "loglevel": "info",
