@@ -43,7 +43,7 @@ class Worker(UvicornWorker):
     CONFIG_KWARGS = {
         "loop": "auto",
         "http": "auto",
-        "lifespan": "off",
+        "lifespan": "on",  # The app logs how much batching merged when its worker stops.
         "server_header": False,
         "date_header": False,
     }
@@ -127,7 +127,7 @@ def run() -> int:
         log.error("cannot listen on port %d: %s", settings.port, error.strerror or error)
         return 2
     options = {
-        # The socket listen_early() bound when serve started; gunicorn takes the descriptor over.
+        # The socket __main__ bound before loading anything (listening.py); gunicorn takes it over.
         "bind": [f"fd://{listener.detach()}"],
         "workers": settings.workers,
         "worker_class": f"{__name__}.Worker",
