@@ -161,24 +161,28 @@ def _explain_csv(text: str) -> str:
     """A precise one-line reason for CSV that numpy refused (the slow path, errors only)."""
     width = None
     record = 0
-    for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or all(not field.strip() for field in row):
-            continue
-        record += 1
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
-            return (
-                f"CSV line {line_number} has {len(row)} values but line 1 has {width}; "
-                "every record needs the same features"
-            )
-        for column, field in enumerate(row, start=1):
-            try:
-                float(field)
-            except ValueError:
-                hint = " (remove the header row)" if record == 1 else ""
-                return f"CSV line {line_number} column {column}: {field.strip()[:40]!r} is not a number{hint}"
-    return "body is not CSV of numbers; send one record per line, features separated by commas"
+    general = "send one record per line, features separated by commas"
+    try:
+        for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            if not row or all(not field.strip() for field in row):
+                continue
+            record += 1
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                return (
+                    f"CSV line {line_number} has {len(row)} values but line 1 has {width}; "
+                    "every record needs the same features"
+                )
+            for column, field in enumerate(row, start=1):
+                try:
+                    float(field)
+                except ValueError:
+                    hint = " (remove the header row)" if record == 1 else ""
+                    return f"CSV line {line_number} column {column}: {field.strip()[:40]!r} is not a number{hint}"
+    except csv.Error as error:  # NUL characters (before Python 3.11), fields over 128 KiB, ...
+        return f"body is not CSV of numbers ({error}); {general}"
+    return f"body is not CSV of numbers; {general}"
 
 
 def _json_load(text: str, what: str) -> Any:

@@ -49,6 +49,7 @@ def test_empty_csv_fields_and_json_nulls_are_missing_values():
         (CSV, b"1,2\n1,2,3", 400, "CSV line 2 has 3 values but line 1 has 2"),
         (CSV, b"1,2\n\n3,4", 400, "CSV line 2 has 1 values but line 1 has 2"),
         (CSV, b"\xff\xfe1,2", 400, "body is not UTF-8 text"),
+        (CSV, b"7" * 200_000 + b"x", 400, "body is not CSV of numbers (field larger than field limit"),
         (JSON, b"{", 400, "body is not valid JSON"),
         (JSON, b'{"rows": []}', 400, 'needs an "instances" list'),
         (JSON, b'"text"', 400, "JSON body must be a list of records"),
@@ -65,6 +66,14 @@ def test_client_mistakes_get_a_4xx_and_one_line(kind, body, status, message):
     assert caught.value.status == status
     assert message in caught.value.message
     assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("body", [b"1,2\x00\n3,4", b"\x00" * 10, b'"1\n2"\n3'])
+def test_csv_that_even_the_csv_module_refuses_is_a_400(body):
+    # Python 3.9's csv module raises on NUL characters; the explanation must not.
+    with pytest.raises(ClientError) as caught:
+        codecs.decode(CSV, body)
+    assert caught.value.status == 400 and "\n" not in caught.value.message
 
 
 @pytest.mark.parametrize(
