@@ -50,7 +50,7 @@ CONTRACT_TESTS = [
     "test_settings.py",
     "test_training.py",
 ]
-CONTAINER_TESTS = ["__init__.py", "conftest.py", "test_image.py", "test_serve.py", "test_train.py"]
+CONTAINER_TESTS = ["__init__.py", "conftest.py", "test_abuse.py", "test_image.py", "test_serve.py", "test_train.py"]
 
 
 def expected_files(package: str) -> set[str]:
