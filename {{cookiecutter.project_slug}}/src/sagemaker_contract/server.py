@@ -13,6 +13,7 @@ httptools when installed).
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -121,6 +122,10 @@ def run() -> int:
         log.info("model loaded from %s in %.3f s", state.details["model_dir"], state.details["load_seconds"])
     else:
         log.error("MODEL NOT LOADED, /ping will answer 503: %s", state.error)
+    # What the master holds now lives as long as the server: keep the workers' garbage collector
+    # off it, so collecting never writes to (and copies) the pages they share with the master.
+    gc.freeze()
+    gc.enable()
     try:
         listener = listening.take(settings.port)
     except OSError as error:
