@@ -30,6 +30,7 @@ CONTRACT = [
     "declaration.py",
     "describe.py",
     "docs.py",
+    "listening.py",
     "local.py",
     "metadata.py",
     "opt_ml.py",
@@ -64,6 +65,7 @@ CONTRACT_TESTS = [
     "test_datasets.py",
     "test_declaration.py",
     "test_docs.py",
+    "test_listening.py",
     "test_loading.py",
     "test_lock.py",
     "test_packaging.py",
@@ -77,6 +79,7 @@ CONTRACT_TESTS = [
 CONTAINER_TESTS = [
     "__init__.py",
     "conftest.py",
+    "test_abuse.py",
     "test_image.py",
     "test_model_loading.py",
     "test_publishing.py",

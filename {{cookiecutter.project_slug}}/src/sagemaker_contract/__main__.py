@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return run()
     if command == "serve":
+        import gc
+
+        from .listening import listen_early
+
+        listen_early()  # Before the heavy imports: SageMaker wants connections accepted within 250 ms.
+        # Imports and the model load create objects that live as long as the server: collecting
+        # garbage among them is wasted work (about a tenth of the start-up). server.run() freezes them
+        # and turns collection back on before the workers fork.
+        gc.disable()
         from .server import run as serve
 
         return serve()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -63,6 +64,9 @@ class InferenceApp:
         ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
@@ -90,6 +94,26 @@ class InferenceApp:
             await _respond(send, error.status, (error.message + "\n").encode(), _TEXT)
         except _Disconnected:
             return
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """A server worker starting and stopping; on the way out, say how much batching merged."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                predictor = self.state.predictor
+                if predictor is not None and predictor.requests:
+                    log.info(
+                        "worker %d: %d requests answered in %d predict() calls (%.1f per call, %d on the event loop)",
+                        os.getpid(),
+                        predictor.requests,
+                        predictor.batches,
+                        predictor.requests / max(1, predictor.batches),
+                        predictor.inline_batches,
+                    )
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _ping(self, send: Send) -> None:
         if self.state.ready:

@@ -1,10 +1,16 @@
 """Dynamic batching: concurrent requests share one call to the project's predict().
 
-Each server worker process runs predict() on one background thread, so the event loop keeps
-answering /ping while a model works. Requests that arrive while a prediction is running wait
-in a queue; when it finishes, all of them (up to `max_batch_rows` records) go to predict() as
-one array and the results are split back in order. A model gets bigger, cheaper calls under
-load and no added wait when idle; `window_seconds` can add a short wait to gather more.
+Requests that arrive while a prediction is running wait in a queue; when it finishes, all of
+them (up to `max_batch_rows` records) go to predict() as one array and the results are split
+back in order. A model gets bigger, cheaper calls under load and no added wait when idle;
+`window_seconds` can add a short wait to gather more.
+
+Where predict() runs: a call expected to finish within a few milliseconds runs on the event
+loop itself, because handing it to a thread costs more than the call (a thread hop, and the
+two threads then take turns on the GIL, up to 5 ms at a time, which is what a loaded server's
+p99 latency is made of). A slower call, or one whose duration is not known yet (the first),
+runs on the worker's one predict thread, so the event loop keeps answering /ping meanwhile.
+The expectation is the last call's duration, scaled up by the rows when a batch is bigger.
 
 If a merged call fails, each request of the batch is retried alone, so one bad request can
 neither fail nor delay the answer to another beyond that retry.
@@ -14,11 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
+
+# Calls expected to take less than this run on the event loop. A thread would not answer sooner:
+# while it holds the GIL, the event loop waits up to this long (Python's switch interval) anyway.
+INLINE_SECONDS = sys.getswitchinterval()
 
 
 class PredictionError(Exception):
@@ -34,7 +46,7 @@ class _Request:
 
 
 class BatchingPredictor:
-    """Calls `predict(model, rows)` on a worker thread, merging concurrent requests."""
+    """Calls `predict(model, rows)` on the event loop or a worker thread, merging concurrent requests."""
 
     def __init__(
         self,
@@ -44,14 +56,20 @@ class BatchingPredictor:
         batching: bool = True,
         max_batch_rows: int = 1000,
         window_seconds: float = 0.0,
+        inline_seconds: float = INLINE_SECONDS,
     ) -> None:
         self.model = model
         self._predict = predict
         self.batching = batching
         self.max_batch_rows = max(1, max_batch_rows)
         self.window_seconds = max(0.0, window_seconds)
-        self.batches = 0  # Counters, for tests and the benchmark.
+        self.inline_seconds = inline_seconds
+        self.batches = 0  # Counters, for tests.
         self.requests = 0
+        self.inline_batches = 0
+        # The last predict() call: how long it took, on how many rows (None: no call yet).
+        self._last_seconds: float | None = None
+        self._last_rows = 1
         # Created on first use, inside the server worker: threads and loops don't survive fork.
         self._executor: ThreadPoolExecutor | None = None
         self._pending: collections.deque[_Request] = collections.deque()
@@ -59,14 +77,25 @@ class BatchingPredictor:
         self._task: asyncio.Task[None] | None = None
 
     def predict_now(self, rows: np.ndarray) -> Sequence[Any]:
-        """One direct, checked call to predict() (no batching, no thread)."""
-        results = self._predict(self.model, rows)
+        """One direct, checked and timed call to predict() (no batching, no thread)."""
+        started = time.perf_counter()
+        try:
+            results = self._predict(self.model, rows)
+        finally:
+            self._last_seconds = time.perf_counter() - started
+            self._last_rows = max(1, len(rows))
         if results is None or len(results) != len(rows):
             count = "None" if results is None else len(results)
             raise PredictionError(
                 f"predict() returned {count} results for {len(rows)} records; it must return one per record"
             )
         return results
+
+    def runs_inline(self, rows: int) -> bool:
+        """Whether a call on `rows` records is expected to be quick enough for the event loop."""
+        if self._last_seconds is None:
+            return False
+        return self._last_seconds * max(1.0, rows / self._last_rows) < self.inline_seconds
 
     async def predict(self, rows: np.ndarray) -> Sequence[Any]:
         """Predictions for `rows`, in order; raises whatever predict() raised for them."""
@@ -90,6 +119,8 @@ class BatchingPredictor:
                 if self.window_seconds and self.batching:
                     await asyncio.sleep(self.window_seconds)
                 await self._run_batch(self._take_batch())
+                # Let the answers go out and new requests in before the next batch.
+                await asyncio.sleep(0)
 
     def _take_batch(self) -> list[_Request]:
         batch = [self._pending.popleft()]
@@ -105,9 +136,13 @@ class BatchingPredictor:
         if not batch:
             return
         rows = batch[0].rows if len(batch) == 1 else np.concatenate([r.rows for r in batch])
-        loop = asyncio.get_running_loop()
+        inline = self.runs_inline(len(rows))
         try:
-            results = await loop.run_in_executor(self._executor, self.predict_now, rows)
+            if inline:
+                results = self.predict_now(rows)
+            else:
+                loop = asyncio.get_running_loop()
+                results = await loop.run_in_executor(self._executor, self.predict_now, rows)
         except Exception as error:  # noqa: BLE001 - handed to the waiting requests
             if len(batch) > 1:
                 for request in batch:
@@ -115,6 +150,7 @@ class BatchingPredictor:
                 return
             _settle(batch[0].future, error=error)
             return
+        self.inline_batches += inline
         self.batches += 1
         self.requests += len(batch)
         start = 0

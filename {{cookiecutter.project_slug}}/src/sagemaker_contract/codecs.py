@@ -128,40 +128,61 @@ def _decode_csv(text: str) -> np.ndarray:
             return np.array([[float(field) for field in text.split(",")]], dtype=np.float64)
         except ValueError:
             pass  # The general parser below explains what is wrong.
+    lines = text.splitlines()
+    rows = _loadtxt(lines, quoted='"' in text)
+    # numpy skips blank lines and refuses empty fields; both are missing values (below). Looking
+    # for them only when numpy did either keeps the common case (complete records) fast.
+    if rows is not None and len(rows) == len(lines) and rows.size:
+        return rows
+    rows = None
     if _EMPTY_CSV_FIELD.search(text):
         # An empty field is a missing value, as in SageMaker's built-in algorithms.
         text = _EMPTY_CSV_FIELD.sub("nan", text)
-    try:
-        rows = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2, quotechar='"', comments=None)
-    except ValueError:
-        raise ClientError(400, _explain_csv(text)) from None
+        lines = text.splitlines()
+        rows = _loadtxt(lines, quoted='"' in text)
+    if rows is None or len(rows) != len(lines):
+        raise ClientError(400, _explain_csv(text))
     if rows.size == 0:
         raise ClientError(400, "no records in the body; send at least one CSV row")
     return rows
+
+
+def _loadtxt(lines: list[str], quoted: bool) -> np.ndarray | None:
+    """The records as floats, or None if numpy cannot read them."""
+    try:
+        return np.loadtxt(
+            lines, delimiter=",", dtype=np.float64, ndmin=2, quotechar='"' if quoted else None, comments=None
+        )
+    except ValueError:
+        return None
 
 
 def _explain_csv(text: str) -> str:
     """A precise one-line reason for CSV that numpy refused (the slow path, errors only)."""
     width = None
     record = 0
-    for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or all(not field.strip() for field in row):
-            continue
-        record += 1
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
-            return (
-                f"CSV line {line_number} has {len(row)} values but line 1 has {width}; "
-                "every record needs the same features"
-            )
-        for column, field in enumerate(row, start=1):
-            try:
-                float(field)
-            except ValueError:
-                hint = " (remove the header row)" if record == 1 else ""
-                return f"CSV line {line_number} column {column}: {field.strip()[:40]!r} is not a number{hint}"
-    return "body is not CSV of numbers; send one record per line, features separated by commas"
+    general = "send one record per line, features separated by commas"
+    try:
+        for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            if not row or all(not field.strip() for field in row):
+                continue
+            record += 1
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                return (
+                    f"CSV line {line_number} has {len(row)} values but line 1 has {width}; "
+                    "every record needs the same features"
+                )
+            for column, field in enumerate(row, start=1):
+                try:
+                    float(field)
+                except ValueError:
+                    hint = " (remove the header row)" if record == 1 else ""
+                    return f"CSV line {line_number} column {column}: {field.strip()[:40]!r} is not a number{hint}"
+    except csv.Error as error:  # NUL characters (before Python 3.11), fields over 128 KiB, ...
+        return f"body is not CSV of numbers ({error}); {general}"
+    return f"body is not CSV of numbers; {general}"
 
 
 def _json_load(text: str, what: str) -> Any:
@@ -252,6 +273,11 @@ def _json_safe(value: Any) -> Any:
 def _encode_csv(values: list[Any]) -> bytes:
     if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return ("\n".join(map(str, values)) + "\n").encode()
+    if values and all(type(v) is str and v for v in values):
+        # Labels: one per line as they are, unless one needs CSV quoting (the csv module below).
+        text = "\n".join(values)
+        if text.count("\n") == len(values) - 1 and not any(c in text for c in ',"\r'):
+            return (text + "\n").encode()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for value in values:

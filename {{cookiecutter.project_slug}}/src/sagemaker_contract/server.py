@@ -13,6 +13,7 @@ httptools when installed).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
+from . import listening
 from .app import InferenceApp, ModelState
 from .batching import BatchingPredictor
 from .metadata import incompatibility, read_metadata
@@ -44,7 +46,7 @@ class Worker(UvicornWorker):
     CONFIG_KWARGS = {
         "loop": "auto",
         "http": "auto",
-        "lifespan": "off",
+        "lifespan": "on",  # The app logs how much batching merged when its worker stops.
         "server_header": False,
         "date_header": False,
     }
@@ -136,14 +138,24 @@ def run() -> int:
         log.info("model loaded from %s in %.3f s", state.details["model_dir"], state.details["load_seconds"])
     else:
         log.error("MODEL NOT LOADED, /ping will answer 503: %s", state.error)
+    # What the master holds now lives as long as the server: keep the workers' garbage collector
+    # off it, so collecting never writes to (and copies) the pages they share with the master.
+    gc.freeze()
+    gc.enable()
+    try:
+        listener = listening.take(settings.port)
+    except OSError as error:
+        log.error("cannot listen on port %d: %s", settings.port, error.strerror or error)
+        return 2
     options = {
-        "bind": [f"0.0.0.0:{settings.port}"],
+        # The socket __main__ bound before loading anything (listening.py); gunicorn takes it over.
+        "bind": [f"fd://{listener.detach()}"],
         "workers": settings.workers,
         "worker_class": f"{__name__}.Worker",
         "timeout": settings.timeout_seconds,
         "graceful_timeout": GRACEFUL_STOP_SECONDS,
         "keepalive": 75,  # Longer than SageMaker's front end keeps idle connections.
-        "backlog": 2048,
+        "backlog": listening.BACKLOG,
         "accesslog": "-" if settings.access_log else None,
         "errorlog": "-",
         "loglevel": "info",

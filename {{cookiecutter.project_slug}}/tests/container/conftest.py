@@ -197,9 +197,16 @@ class Server:
     """A `docker run IMAGE serve` container, published on 127.0.0.1 only."""
 
     def __init__(
-        self, image: str, model_dir: Path | None, env: dict | None = None, network: str | None = None, port: int = 8080
+        self,
+        image: str,
+        model_dir: Path | None,
+        env: dict | None = None,
+        network: str | None = None,
+        port: int = 8080,
+        remove: bool = True,
     ):
-        args = ["run", "-d", "--rm"]
+        # remove=False keeps the stopped container, for its logs and exit code; then call remove().
+        args = ["run", "-d", "--rm"] if remove else ["run", "-d"]
         if network:
             args += ["--network", network]
         else:
@@ -249,9 +256,15 @@ class Server:
             time.sleep(0.02)
         raise AssertionError(f"/ping not 200 within {timeout} s:\n{self.logs()}")
 
-    def logs(self) -> str:
+    def logs(self, tail: int | None = 5000) -> str:
         result = docker("logs", self.id, check=False)
-        return (result.stdout + result.stderr)[-5000:]
+        return (result.stdout + result.stderr)[-tail if tail else 0 :]
+
+    def exit_code(self) -> int:
+        return json.loads(docker("inspect", self.id).stdout)[0]["State"]["ExitCode"]
+
+    def remove(self) -> None:
+        docker("rm", "-f", self.id, check=False)
 
     def stop(self, timeout: int = 30) -> float:
         started = time.monotonic()

@@ -156,3 +156,22 @@ def test_slow_predictions_time_out_with_504():
 
     status, _, body = invoke(make_app(predict=slow, timeout_seconds=1), b"1,2,3")
     assert status == 504 and b"MODEL_SERVER_TIMEOUT" in body
+
+
+def test_a_stopping_worker_logs_how_much_batching_merged(caplog):
+    app = make_app()
+    for _ in range(3):
+        assert invoke(app, b"1,2,3")[0] == 200
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    with caplog.at_level("INFO", logger="serve"):
+        asyncio.run(app({"type": "lifespan"}, receive, send))
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert "3 requests answered in 3 predict() calls" in caplog.text

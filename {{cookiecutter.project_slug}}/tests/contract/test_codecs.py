@@ -34,6 +34,9 @@ def test_one_record_in_every_format(kind, body):
 
 def test_empty_csv_fields_and_json_nulls_are_missing_values():
     assert np.isnan(codecs.decode(CSV, b"1,,3\n,5,6")).tolist() == [[False, True, False], [True, False, False]]
+    assert np.isnan(codecs.decode(CSV, b"1,2,\n4,5,6")).tolist() == [[False, False, True], [False, False, False]]
+    # A blank line among records is a record of one missing value (so 400 for wider records).
+    assert np.isnan(codecs.decode(CSV, b"1\n\n3")).tolist() == [[False], [True], [False]]
     assert np.isnan(codecs.decode(JSON, b"[[1, null, 3]]")).tolist() == [[False, True, False]]
 
 
@@ -44,7 +47,9 @@ def test_empty_csv_fields_and_json_nulls_are_missing_values():
         (CSV, b"  \n ", 400, "empty body"),
         (CSV, b"a,b\n1,2", 400, "CSV line 1 column 1: 'a' is not a number (remove the header row)"),
         (CSV, b"1,2\n1,2,3", 400, "CSV line 2 has 3 values but line 1 has 2"),
+        (CSV, b"1,2\n\n3,4", 400, "CSV line 2 has 1 values but line 1 has 2"),
         (CSV, b"\xff\xfe1,2", 400, "body is not UTF-8 text"),
+        (CSV, b"7" * 200_000 + b"x", 400, "body is not CSV of numbers (field larger than field limit"),
         (JSON, b"{", 400, "body is not valid JSON"),
         (JSON, b'{"rows": []}', 400, 'needs an "instances" list'),
         (JSON, b'"text"', 400, "JSON body must be a list of records"),
@@ -61,6 +66,14 @@ def test_client_mistakes_get_a_4xx_and_one_line(kind, body, status, message):
     assert caught.value.status == status
     assert message in caught.value.message
     assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("body", [b"1,2\x00\n3,4", b"\x00" * 10, b'"1\n2"\n3'])
+def test_csv_that_even_the_csv_module_refuses_is_a_400(body):
+    # Python 3.9's csv module raises on NUL characters; the explanation must not.
+    with pytest.raises(ClientError) as caught:
+        codecs.decode(CSV, body)
+    assert caught.value.status == 400 and "\n" not in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -114,4 +127,13 @@ def test_encodings_give_one_prediction_per_record():
     assert codecs.encode(CSV, np.array([1, 0])) == b"1\n0\n"
     assert codecs.encode(CSV, np.array([[0.25, 0.75], [1.0, 0.0]])) == b"0.25,0.75\n1.0,0.0\n"
     assert codecs.encode(CSV, ["a,b", 'say "hi"']) == b'"a,b"\n"say ""hi"""\n'
+    assert codecs.encode(CSV, ["two\nlines", "x"]) == b'"two\nlines"\nx\n'
+    assert codecs.encode(CSV, ["", "x"]) == b'""\nx\n'
     assert json.loads(codecs.encode(JSON, np.array([np.nan, 1.0]))) == {"predictions": [None, 1.0]}
+
+
+def test_many_csv_records_parse_as_numpy_reads_them():
+    rows = np.random.default_rng(0).normal(size=(1000, 4)).round(6)
+    body = "".join(",".join(map(repr, row.tolist())) + "\n" for row in rows).encode()
+    assert np.array_equal(codecs.decode(CSV, body), rows)
+    assert np.array_equal(codecs.decode(CSV, body.replace(b"\n", b"\r\n")), rows)

@@ -1,0 +1,642 @@
+"""Serving benchmark: the generated image against the classic nginx -> gunicorn -> Flask + pandas stack.
+
+    sudo python3 benchmark/run.py [--duration 10] [--repeat 3]
+
+In one run it bakes the default algorithm with base_os=debian-12, builds its image and the classic
+stack's image (benchmark/classic/, same base image, same Python, same model libraries), trains
+one model with the generated image and serves that model from both. It prints, for both stacks:
+
+- single-row CSV throughput and p50/p99 latency at 16 connections, and 1000-row CSV throughput,
+  measured with wrk twice: from inside the container's own network namespace (loopback, the
+  headline: SageMaker reaches a container without Docker's userland proxy) and through the port
+  Docker publishes on 127.0.0.1 (docker-proxy in the path, as `make serve-local` runs it);
+- time from `docker run ... serve` to the first accepted connection and the first /ping 200, next
+  to the same container started with a trivial listener, bare and after loading the model;
+- image size over the base image, and the serving container's peak memory;
+- the ratios between the two stacks, against the targets of issue 6.
+
+Needs: a Docker engine, wrk and nsenter (Debian: `apt-get install wrk util-linux`), root (nsenter
+enters the containers' network namespaces) and cookiecutter (`pip install cookiecutter`).
+Every load is bounded (duration and connections) and stays on this machine's loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+CLASSIC_CONTEXT = Path(__file__).resolve().parent / "classic"
+BASE_IMAGE = "debian:12-slim"
+PORT = 8080
+MEBIBYTE = 1024 * 1024
+
+# Targets from issue 6 (ratios of generated to classic, same run).
+TARGET_SINGLE_ROW_THROUGHPUT = 5.0
+TARGET_P99_FRACTION = 0.25
+TARGET_1000_ROW_THROUGHPUT = 2.0
+TARGET_PING_OVER_LOAD_SECONDS = 0.15
+TARGET_IMAGE_FRACTION = 0.5
+
+# A trivial HTTP listener: answers 200 to anything. Run bare, it times the container start; after
+# importing and loading the model, the container start plus the model load.
+TRIVIAL_LISTENER = """
+import socket
+{load}
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", {port}))
+server.listen(64)
+while True:
+    connection, _ = server.accept()
+    connection.recv(65536)
+    connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n")
+    connection.close()
+"""
+
+# Run inside a container's network namespace: when its port first accepts, and first answers /ping 200.
+STARTUP_PROBE = """
+import http.client, socket, sys, time
+port, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+accepted = None
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+    except OSError:
+        time.sleep(0.002)
+        continue
+    if accepted is None:
+        accepted = time.monotonic()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection.request("GET", "/ping")
+        if connection.getresponse().status == 200:
+            print(accepted, time.monotonic())
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.002)
+sys.exit("no /ping 200 before the deadline")
+"""
+
+
+class BenchmarkError(Exception):
+    """Stops the run with one line."""
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(*args: str, timeout: float = 1800, check: bool = True, env: dict | None = None) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise BenchmarkError(f"`{' '.join(args[:4])} ...` exited {result.returncode}: {result.stderr.strip()[-800:]}")
+    return result.stdout
+
+
+def docker(*args: str, **options) -> str:
+    return run("docker", *args, **options)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def check_prerequisites() -> None:
+    missing = [tool for tool in ("docker", "wrk", "nsenter") if shutil.which(tool) is None]
+    if missing:
+        raise BenchmarkError(f"missing {', '.join(missing)}; on Debian: apt-get install docker.io wrk util-linux")
+    if os.geteuid() != 0:
+        raise BenchmarkError("needs root: it measures from inside the containers' network namespaces (nsenter)")
+    try:
+        import cookiecutter  # noqa: F401
+    except ImportError:
+        raise BenchmarkError(f"cookiecutter is not installed for {sys.executable}; pip install cookiecutter") from None
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        raise BenchmarkError("no Docker engine answers `docker info`")
+    if subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode != 0:
+        raise BenchmarkError(f"base image {BASE_IMAGE} is not available locally; docker pull {BASE_IMAGE}")
+
+
+# --- images ------------------------------------------------------------------------------------
+@dataclass
+class Stack:
+    name: str
+    image: str
+    python: str  # the image's Python, for the trivial listener
+    load_model: str  # Python that imports the model's libraries and loads the model
+    size_bytes: int = 0
+    startups: list[dict] = field(default_factory=list)
+    loads: dict = field(default_factory=dict)  # (payload, path) -> [WrkResult]
+    memory: dict = field(default_factory=dict)
+    load_log: str = ""
+
+
+def build_env() -> dict:
+    has_buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode == 0
+    return {} if has_buildx else {"DOCKER_BUILDKIT": "0"}
+
+
+def image_size(image: str) -> int:
+    return int(docker("image", "inspect", "-f", "{{.Size}}", image).strip())
+
+
+def bake_and_build(workdir: Path, tag: str) -> tuple[Stack, Stack, Path]:
+    log("baking the default algorithm with base_os=debian-12")
+    run(
+        sys.executable,
+        "-m",
+        "cookiecutter",
+        "--no-input",
+        str(TEMPLATE),
+        "base_os=debian-12",
+        "marketplace=false",
+        "-o",
+        str(workdir),
+    )
+    project = workdir / "decision-trees"
+    package = "decision_trees"
+    generated = Stack(
+        name="generated",
+        image=f"sagemaker-bench-generated:{tag}",
+        python="/opt/venv/bin/python",
+        load_model=(f"from pathlib import Path\nimport {package}.model as model\nmodel.load(Path('/opt/ml/model'))"),
+    )
+    classic = Stack(
+        name="classic",
+        image=f"sagemaker-bench-classic:{tag}",
+        python="/opt/venv/bin/python",
+        load_model="import joblib\njoblib.load('/opt/ml/model/decision-tree-model.joblib')",
+    )
+    for stack, context in ((generated, project), (classic, CLASSIC_CONTEXT)):
+        log(f"building {stack.image}")
+        docker("build", "--platform", "linux/amd64", "-t", stack.image, str(context), env=build_env(), timeout=3600)
+        stack.size_bytes = image_size(stack.image)
+    return generated, classic, project
+
+
+def train(image: str, project: Path, workdir: Path) -> Path:
+    log("training the model both stacks serve")
+    root = workdir / "opt_ml"
+    root.mkdir()
+    docker(
+        "run", "--rm", "--network", "none", "-v", f"{project / 'data'}:/data:ro", "-v", f"{root}:/opt/ml",
+        image, "local-tree", "/opt/ml", "--data", "/data",
+    )  # fmt: skip
+    docker("run", "--rm", "--network", "none", "-v", f"{root}:/opt/ml", image, "train", timeout=600)
+    return root / "model"
+
+
+# --- containers --------------------------------------------------------------------------------
+class Container:
+    """A detached container, its port published on 127.0.0.1, removed on close()."""
+
+    def __init__(self, image: str, model_dir: Path, name: str, command: list[str], entrypoint: str | None = None):
+        self.name = name
+        args = ["run", "-d", "--name", name, "-p", f"127.0.0.1::{PORT}", "-v", f"{model_dir}:/opt/ml/model:ro"]
+        if entrypoint:
+            args += ["--entrypoint", entrypoint]
+        self.started = time.monotonic()
+        self.id = docker(*args, image, *command).strip()
+        self.pid = int(docker("inspect", "-f", "{{.State.Pid}}", self.id).strip())
+        if not self.pid:
+            raise BenchmarkError(f"container {name} exited at once:\n{self.logs()[-2000:]}")
+        self.memory: MemorySampler | None = None
+        self._published: int | None = None
+
+    @property
+    def published(self) -> int:
+        """The port Docker publishes on 127.0.0.1 (asked once, when first needed)."""
+        if self._published is None:
+            self._published = int(docker("port", self.id, f"{PORT}/tcp").split()[0].rsplit(":", 1)[1])
+        return self._published
+
+    def in_namespace(self, *command: str, timeout: float = 600) -> str:
+        return run("nsenter", "-t", str(self.pid), "-n", *command, timeout=timeout)
+
+    def logs(self) -> str:
+        result = subprocess.run(["docker", "logs", self.id], capture_output=True, text=True)
+        return result.stdout + result.stderr
+
+    def close(self) -> None:
+        if self.memory is not None:
+            self.memory.stop()
+        subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
+
+
+class MemorySampler:
+    """The container's memory as `docker stats` counts it (usage less inactive page cache), sampled,
+    and the cgroup's own peak (which counts page cache too)."""
+
+    def __init__(self, container_id: str) -> None:
+        self.peak_working_set = 0
+        self._files = self._cgroup_files(container_id)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        if self._files:
+            self._thread.start()
+
+    @staticmethod
+    def _cgroup_files(container_id: str) -> dict[str, Path] | None:
+        v1 = Path("/sys/fs/cgroup/memory/docker") / container_id
+        if v1.is_dir():
+            return {
+                "usage": v1 / "memory.usage_in_bytes",
+                "stat": v1 / "memory.stat",
+                "peak": v1 / "memory.max_usage_in_bytes",
+            }
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope")
+        if v2.is_dir():
+            return {"usage": v2 / "memory.current", "stat": v2 / "memory.stat", "peak": v2 / "memory.peak"}
+        return None
+
+    def _read(self) -> int:
+        usage = int(self._files["usage"].read_text())
+        stat = dict(line.split() for line in self._files["stat"].read_text().splitlines())
+        inactive = int(stat.get("total_inactive_file", stat.get("inactive_file", 0)))
+        return usage - inactive
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_working_set = max(self.peak_working_set, self._read())
+            except (OSError, ValueError):
+                return
+            self._stop.wait(0.1)
+
+    def cgroup_peak(self) -> int | None:
+        try:
+            return int(self._files["peak"].read_text()) if self._files else None
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def time_startup(stack: Stack, model_dir: Path, kind: str, name: str) -> dict:
+    """Seconds from `docker run` to the first accepted connection and the first 200 answer."""
+    if kind == "serve":
+        container = Container(stack.image, model_dir, name, ["serve"])
+    else:
+        code = TRIVIAL_LISTENER.format(load=stack.load_model if kind == "load" else "", port=PORT)
+        container = Container(stack.image, model_dir, name, ["-c", code], entrypoint=stack.python)
+    try:
+        probe = container.in_namespace(sys.executable, "-c", STARTUP_PROBE, str(PORT), "60", timeout=90)
+        accepted, answered = (float(value) for value in probe.split())
+        return {"accept": accepted - container.started, "ping": answered - container.started}
+    finally:
+        container.close()
+
+
+# --- load ----------------------------------------------------------------------------------------
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def parse_wrk(output: str) -> WrkResult:
+    def latency(percentile: str) -> float:
+        match = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not match:
+            raise BenchmarkError(f"wrk printed no {percentile}% latency:\n{output}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if not rate:
+        raise BenchmarkError(f"wrk printed no Requests/sec:\n{output}")
+    errors = 0
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        errors += sum(int(value) for value in socket_errors.groups())
+    return WrkResult(float(rate.group(1)), latency("50"), latency("99"), errors)
+
+
+def wrk_script(workdir: Path, name: str, body: bytes) -> Path:
+    payload = workdir / f"{name}.csv"
+    payload.write_bytes(body)
+    script = workdir / f"{name}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "text/csv"\n'
+        f'local file = io.open("{payload}", "rb")\n'
+        'wrk.body = file:read("*a")\n'
+        "file:close()\n"
+    )
+    return script
+
+
+def run_wrk(container: Container, path: str, script: Path, connections: int, duration: int) -> WrkResult:
+    threads = str(min(connections, os.cpu_count() or 1))
+    options = ["-t", threads, "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s", "--latency"]
+    options += ["-s", str(script)]
+    if path == "direct":
+        output = container.in_namespace("wrk", *options, f"http://127.0.0.1:{PORT}/invocations", timeout=duration + 60)
+    else:
+        output = run("wrk", *options, f"http://127.0.0.1:{container.published}/invocations", timeout=duration + 60)
+    return parse_wrk(output)
+
+
+def post(port: int, body: bytes) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_healthy(container: Container, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", container.published, timeout=2)
+            connection.request("GET", "/ping")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise BenchmarkError(f"{container.name}: /ping not 200 within {timeout} s:\n{container.logs()[-2000:]}")
+
+
+# --- report --------------------------------------------------------------------------------------
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    """How much repeated measurements vary: half their range, relative to the median."""
+    middle = median(values)
+    return f"±{(max(values) - min(values)) / 2 / middle * 100:.0f}%" if middle and len(values) > 1 else ""
+
+
+class Report:
+    """Rows of figures: the title, each stack's figure, and the ratio against a target."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.missed: list[str] = []
+
+    def say(self, text: str = "") -> None:
+        self.lines.append(text)
+
+    def header(self, title: str) -> None:
+        self.say(title)
+        self.say(f"{'':46}{'generated':>17}{'classic':>17}{'ratio':>9}  target")
+
+    def row(self, title: str, generated: str, classic: str, ratio: str = "", target: str = "") -> None:
+        self.say(f"  {title:44}{generated:>17}{classic:>17}{ratio:>9}  {target}".rstrip())
+
+    def check(self, name: str, value: float, ok: bool, target: str, headline: bool = True) -> str:
+        if headline and not ok:
+            self.missed.append(f"{name}: {value:.2f} ({target})")
+        return f"{target} {'MET' if ok else 'MISSED'}" + ("" if headline else " (not the headline)")
+
+
+def figure(values: list[float], digits: int) -> str:
+    return f"{median(values):.{digits}f} {spread(values):>4}"
+
+
+def report(args, generated: Stack, classic: Stack, base_size: int, before: str, after: str, started: str) -> int:
+    out = Report()
+    engine = docker("version", "-f", "{{.Server.Version}}").strip()
+    out.say()
+    out.say(f"SageMaker serving benchmark, {started}")
+    out.say(f"machine: {os.cpu_count()} CPUs ({platform.machine()}), Docker {engine}, base image {BASE_IMAGE}")
+    out.say(f"load average (1/5/15 min): {before} before, {after} after")
+    out.say(
+        f"wrk: {args.connections} connections, {args.duration} s per run; median of {args.repeat} runs "
+        "(± half their range); both images with their default settings"
+    )
+    out.say()
+    paths = (
+        ("direct", "from inside each container's network namespace (the headline: no docker-proxy)"),
+        ("proxy", "through the port Docker publishes on 127.0.0.1 (docker-proxy in the path)"),
+    )
+    for path, title in paths:
+        headline = path == "direct"
+        out.header(f"Load {title}")
+        one = {stack.name: stack.loads[("one", path)] for stack in (generated, classic)}
+        many = {stack.name: stack.loads[("many", path)] for stack in (generated, classic)}
+
+        def rates(results: list[WrkResult]) -> list[float]:
+            return [r.requests_per_second for r in results]
+
+        ratio = median(rates(one["generated"])) / median(rates(one["classic"]))
+        target = f">= {TARGET_SINGLE_ROW_THROUGHPUT:g}x"
+        out.row(
+            "single-row CSV, requests/s",
+            figure(rates(one["generated"]), 0),
+            figure(rates(one["classic"]), 0),
+            f"{ratio:.1f}x",
+            out.check(
+                f"single-row throughput ({path})", ratio, ratio >= TARGET_SINGLE_ROW_THROUGHPUT, target, headline
+            ),
+        )
+        p50 = {name: [r.p50_ms for r in results] for name, results in one.items()}
+        out.row("single-row p50 latency, ms", figure(p50["generated"], 2), figure(p50["classic"], 2))
+        p99 = {name: [r.p99_ms for r in results] for name, results in one.items()}
+        fraction = median(p99["generated"]) / median(p99["classic"])
+        target = f"<= {TARGET_P99_FRACTION:g}x"
+        out.row(
+            "single-row p99 latency, ms",
+            figure(p99["generated"], 2),
+            figure(p99["classic"], 2),
+            f"{fraction:.2f}x",
+            out.check(f"single-row p99 ({path})", fraction, fraction <= TARGET_P99_FRACTION, target, headline),
+        )
+        ratio = median(rates(many["generated"])) / median(rates(many["classic"]))
+        target = f">= {TARGET_1000_ROW_THROUGHPUT:g}x"
+        out.row(
+            f"{args.rows}-row CSV, requests/s",
+            figure(rates(many["generated"]), 0),
+            figure(rates(many["classic"]), 0),
+            f"{ratio:.1f}x",
+            out.check(
+                f"{args.rows}-row throughput ({path})", ratio, ratio >= TARGET_1000_ROW_THROUGHPUT, target, headline
+            ),
+        )
+        out.row(
+            f"{args.rows}-row CSV, records/s",
+            *(f"{median(rates(many[name])) * args.rows:,.0f}     " for name in ("generated", "classic")),
+        )
+        p99_many = {name: [r.p99_ms for r in results] for name, results in many.items()}
+        out.row(f"{args.rows}-row p99 latency, ms", figure(p99_many["generated"], 1), figure(p99_many["classic"], 1))
+        errors = {name: sum(r.errors for r in one[name] + many[name]) for name in one}
+        out.row("errors (non-2xx, socket errors)", f"{errors['generated']}     ", f"{errors['classic']}     ")
+        if errors["generated"]:
+            out.missed.append(f"the generated server answered {errors['generated']} requests with errors ({path})")
+        out.say()
+
+    out.header(f"Start-up: seconds from `docker run`, median of {args.startups} starts")
+    startup = {
+        (stack.name, kind, moment): [s[moment] for s in stack.startups if s["kind"] == kind]
+        for stack in (generated, classic)
+        for kind in ("bare", "load", "serve")
+        for moment in ("accept", "ping")
+    }
+    for kind, moment, title in (
+        ("bare", "ping", "bare container start (a trivial listener)"),
+        ("load", "ping", "container start + model load (the same)"),
+        ("serve", "accept", "serve: first connection accepted (*)"),
+        ("serve", "ping", "serve: first /ping 200"),
+    ):
+        out.row(title, figure(startup[("generated", kind, moment)], 3), figure(startup[("classic", kind, moment)], 3))
+    over = median(startup[("generated", "serve", "ping")]) - median(startup[("generated", "load", "ping")])
+    target = f"<= +{TARGET_PING_OVER_LOAD_SECONDS:g} s"
+    out.row(
+        "/ping 200 minus (start + model load)",
+        f"{over:+.3f}     ",
+        "",
+        "",
+        out.check("first /ping over start + load", over, over <= TARGET_PING_OVER_LOAD_SECONDS, target),
+    )
+    loaded = re.search(r"model loaded from \S+ in ([\d.]+) s", generated.load_log)
+    if loaded:
+        out.row("model load as `serve` logs it", f"{float(loaded.group(1)):.3f}     ", "")
+    out.say("  (*) probed once `docker run -d` has returned: an upper bound, never earlier than that")
+    out.say()
+
+    out.header("Image and memory")
+    layers = {stack.name: stack.size_bytes - base_size for stack in (generated, classic)}
+    fraction = layers["generated"] / layers["classic"]
+    target = f"<= {TARGET_IMAGE_FRACTION:g}x"
+    out.row(
+        f"image layers over {BASE_IMAGE} ({base_size / 1e6:.0f} MB), MB",
+        f"{layers['generated'] / 1e6:.1f}     ",
+        f"{layers['classic'] / 1e6:.1f}     ",
+        f"{fraction:.2f}x",
+        out.check("image layers", fraction, fraction <= TARGET_IMAGE_FRACTION, target),
+    )
+    for key, title in (
+        ("working_set", "peak memory serving, MiB (as docker stats)"),
+        ("cgroup_peak", "peak memory, cgroup's (with page cache), MiB"),
+    ):
+        out.row(title, *(f"{mib(stack.memory.get(key))}     " for stack in (generated, classic)))
+    out.say()
+    out.say("Targets: all met." if not out.missed else "Targets missed: " + "; ".join(out.missed))
+    print("\n".join(out.lines), flush=True)
+    return 1 if out.missed else 0
+
+
+def mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / MEBIBYTE:.0f}"
+
+
+# --- main --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--repeat", type=int, default=3, help="wrk runs per figure; the median is shown (default 3)")
+    parser.add_argument("--startups", type=int, default=5, help="container starts per start-up figure (default 5)")
+    parser.add_argument("--rows", type=int, default=1000, help="records in the many-row payload (default 1000)")
+    parser.add_argument("--keep-images", action="store_true", help="keep the two images afterwards")
+    args = parser.parse_args(argv)
+    if not (1 <= args.duration <= 120 and 1 <= args.connections <= 256 and 1 <= args.repeat <= 10):
+        parser.error("bounded runs only: --duration 1..120, --connections 1..256, --repeat 1..10")
+
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tag = f"{os.getpid()}"
+    containers: list[Container] = []
+    stacks: list[Stack] = []
+    try:
+        check_prerequisites()
+        before = load_average()
+        log(f"load average {before}")
+        with tempfile.TemporaryDirectory(prefix="sagemaker-bench-") as temporary:
+            workdir = Path(temporary)
+            generated, classic, project = bake_and_build(workdir, tag)
+            stacks = [generated, classic]
+            model_dir = train(generated.image, project, workdir)
+            base_size = image_size(BASE_IMAGE)
+
+            log("start-up times")
+            for attempt in range(args.startups):
+                for stack in stacks:
+                    for kind in ("bare", "load", "serve"):
+                        name = f"sagemaker-bench-{stack.name}-{kind}-{tag}-{attempt}"
+                        stack.startups.append({"kind": kind, **time_startup(stack, model_dir, kind, name)})
+
+            validation = (project / "data/validation/iris.csv").read_text().split()
+            rows = [line.split(",", 1)[1] for line in validation]
+            one = wrk_script(workdir, "one", rows[0].encode())
+            many = wrk_script(workdir, "many", "".join(rows[i % len(rows)] + "\n" for i in range(args.rows)).encode())
+
+            log("starting both servers")
+            servers = {}
+            for stack in stacks:
+                container = Container(stack.image, model_dir, f"sagemaker-bench-{stack.name}-{tag}", ["serve"])
+                container.memory = MemorySampler(container.id)
+                containers.append(container)
+                servers[stack.name] = container
+                wait_healthy(container)
+            answers = {
+                name: (post(c.published, rows[0].encode()), post(c.published, many.with_suffix(".csv").read_bytes()))
+                for name, c in servers.items()
+            }
+            for name, (single, batch) in answers.items():
+                if single[0] != 200 or batch[0] != 200:
+                    raise BenchmarkError(f"{name} did not answer 200: {single[0]} {batch[0]}")
+            if answers["generated"][1][1].split() != answers["classic"][1][1].split():
+                raise BenchmarkError("the two stacks disagree on the predictions; they should serve the same model")
+
+            for path in ("direct", "proxy"):
+                for payload, script in (("one", one), ("many", many)):
+                    for stack in stacks:  # warm-up, not counted
+                        run_wrk(servers[stack.name], path, script, args.connections, 2)
+                    for attempt in range(args.repeat):
+                        # Alternate the stacks so that noise from elsewhere on the machine hits both.
+                        for stack in stacks:
+                            result = run_wrk(servers[stack.name], path, script, args.connections, args.duration)
+                            stack.loads.setdefault((payload, path), []).append(result)
+                            log(
+                                f"{stack.name:9} {path:6} {payload:4} #{attempt + 1}: "
+                                f"{result.requests_per_second:8.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+                                f"p99 {result.p99_ms:.2f} ms, errors {result.errors}"
+                            )
+            for stack in stacks:
+                container = servers[stack.name]
+                stack.memory = {
+                    "working_set": container.memory.peak_working_set or None,
+                    "cgroup_peak": container.memory.cgroup_peak(),
+                }
+                stack.load_log = container.logs()
+            after = load_average()
+            return report(args, generated, classic, base_size, before, after, started)
+    except BenchmarkError as error:
+        print(f"benchmark: {error}", file=sys.stderr)
+        return 2
+    finally:
+        for container in containers:
+            container.close()
+        if not args.keep_images:
+            for stack in stacks:
+                subprocess.run(["docker", "image", "rm", stack.image], capture_output=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
