@@ -7,10 +7,10 @@ back in order. A model gets bigger, cheaper calls under load and no added wait w
 
 Where predict() runs: a call expected to finish within a few milliseconds runs on the event
 loop itself, because handing it to a thread costs more than the call (a thread hop, and the
-two threads then take turns on the GIL, up to 5 ms at a time, which is what a loaded server's
-p99 latency is made of). A slower call, or one whose duration is not known yet (the first),
-runs on the worker's one predict thread, so the event loop keeps answering /ping meanwhile.
-The expectation is the last call's duration, scaled up by the rows when a batch is bigger.
+two threads then take turns on the GIL, up to 5 ms at a time). A slower call, or one whose
+duration is not known yet (the first), runs on the worker's one predict thread, so the event
+loop keeps answering /ping meanwhile. The expectation is the last call's duration, scaled up
+by the rows when a batch is bigger.
 
 If a merged call fails, each request of the batch is retried alone, so one bad request can
 neither fail nor delay the answer to another beyond that retry.
