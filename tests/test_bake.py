@@ -101,6 +101,7 @@ def expected_files(package: str, product: str = "algorithm") -> set[str]:
         "requirements-dev.txt",
         "requirements.in",
         "requirements.lock",
+        "docker/slim-python-env.sh",
         "data/train/iris.csv",
         "data/validation/iris.csv",
         f"src/{package}/__init__.py",

@@ -13,7 +13,7 @@ ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG EXTRA_CA_CERTS
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN dnf install -y --setopt=install_weak_deps=False ${PYTHON} ${PYTHON}-pip findutils binutils \
+RUN dnf install -y --setopt=install_weak_deps=False ${PYTHON} ${PYTHON}-pip binutils \
  && dnf clean all \
  && rm -rf /var/cache/dnf
 RUN ${PYTHON} -m venv /opt/venv
@@ -27,27 +27,11 @@ RUN if [ -n "${EXTRA_CA_CERTS}" ]; then \
  && /opt/venv/bin/pip install --require-hashes --only-binary=:all: --no-compile -r /tmp/requirements.lock \
  && /opt/venv/bin/pip uninstall -y pip setuptools \
  && rm -f /tmp/build-ca.pem
-# A smaller environment that runs the same code (binutils stays in this stage):
-# - tests, C and Cython sources and templates, headers, type stubs, static libraries: nothing
-#   imports them;
-# - shared objects stripped of debug info and symbol tables (uvloop's alone shrinks by 11 MB),
-#   each checked to still load afterwards, else put back: stripping breaks the libraries that
-#   auditwheel patched, and those stay as they came;
-# - third-party packages keep only their compiled bytecode, not the .py beside it (about 30 MB):
-#   tracebacks still name the file, line and function, without the line's text. Delete these
-#   two lines if a library needs its own source at run time (TorchScript does).
-RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
- && find "$site" -depth -type d -name tests -exec rm -rf {} + \
- && find "$site" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.c' -o -name '*.cpp' \
-        -o -name '*.tp' -o -name '*.h' -o -name '*.hpp' -o -name '*.pyi' -o -name '*.a' \) -delete \
- && find "$site" -type f -name '*.so*' -exec sh -c 'for library; do \
-            cp "$library" /tmp/unstripped && strip --strip-unneeded "$library" \
-            && /opt/venv/bin/python -c "import ctypes, sys; ctypes.CDLL(sys.argv[1])" "$library" \
-            || cp /tmp/unstripped "$library"; \
-        done' sh {} + \
- && /opt/venv/bin/python -m compileall -q -b -f -j 0 "$site" \
- && find "$site" \( -name '*.py' -o -name __pycache__ \) -prune -exec rm -rf {} + \
- && rm -f /tmp/unstripped
+# A smaller environment that runs the same code (docker/slim-python-env.sh says what it drops).
+# KEEP_SOURCES=1 keeps the libraries' .py files, for code that reads its own source.
+ARG KEEP_SOURCES=0
+COPY docker/slim-python-env.sh /tmp/slim-python-env.sh
+RUN sh /tmp/slim-python-env.sh /opt/venv/bin/python
 COPY src/ /opt/program/
 RUN /opt/venv/bin/python -m compileall -q /opt/program
 
