@@ -83,6 +83,7 @@ def main() -> int:
     context = json.loads(CONTEXT_JSON)
     project = Path.cwd()
     sys.path.insert(0, str(project / "src"))
+    sys.dont_write_bytecode = True  # leave no __pycache__ in the new project
     from sagemaker_contract import os_check  # the new project's own checker
 
     catalogue = os_check.load_catalogue()

@@ -23,6 +23,9 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 IN_CI = bool(os.environ.get("CI"))
+# Users' Python writes bytecode; so must the hooks under test, or a stray __pycache__ they leave in
+# a generated project would go unnoticed on machines that set this.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def require(condition: bool, reason: str) -> None:
