@@ -24,8 +24,10 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 IN_CI = bool(os.environ.get("CI"))
 # Users' Python writes bytecode; so must the hooks under test, or a stray __pycache__ they leave in
-# a generated project would go unnoticed on machines that set this.
+# a generated project would go unnoticed on machines that set this. The tests themselves write
+# none: test_base_os imports os_check from the template, whose directory every bake copies.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = True
 
 
 def require(condition: bool, reason: str) -> None:
