@@ -6,8 +6,17 @@
     GET  /execution-parameters  what batch transform should send (MultiRecord, payload size)
 
 Client mistakes get a 4xx and a one-line text/plain reason; they never reach predict() with
-data it cannot take and never take the server down. No web framework: the app is small, and
-every microsecond spent outside the model is throughput a buyer pays for.
+data it cannot take and never take the server down. Server errors get a 5xx whose one line
+carries a request id, never the seller's exception: that goes to the log under the same id
+(MODEL_SERVER_ERROR_DETAIL=true puts it in the answer too, for development).
+
+Every request is answered, even under overload: before its body is read, a request reserves the
+memory it will need from its worker's budget (admission.py), waits for it in line, or is
+answered 503 with Retry-After. Large bodies are decoded, predicted and encoded a slice at a time,
+so the event loop is never held for long and /ping answers within SageMaker's 2 s.
+
+No web framework: the app is small, and every microsecond spent outside the model is throughput
+a buyer pays for.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import codecs
-from .batching import BatchingPredictor, PredictionError
+from .admission import MemoryBudget, Overloaded, TooLarge, request_cost
+from .batching import BatchingPredictor, PredictionError, WorkerStuck
 from .settings import MEBIBYTE, Settings
 
 log = logging.getLogger("serve")
@@ -51,10 +61,28 @@ class _Disconnected(Exception):
     pass
 
 
+class _ServerError(Exception):
+    """Answered 5xx: `public` is what the client reads; `detail` goes to the log (and, with
+    MODEL_SERVER_ERROR_DETAIL=true, to the client)."""
+
+    def __init__(self, status: int, public: str, detail: str, traceback: bool = False) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.public = public
+        self.detail = detail
+        self.traceback = traceback
+
+
 class InferenceApp:
-    def __init__(self, state: ModelState, settings: Settings) -> None:
+    def __init__(self, state: ModelState, settings: Settings, budget: MemoryBudget | None = None) -> None:
         self.state = state
         self.settings = settings
+        # Each worker builds its app after the fork (server.py), so the budget is this worker's.
+        self.budget = budget or MemoryBudget(1 << 62)
+        self.unhealthy: str | None = None  # why this worker takes no more requests
+        self.answered = 0  # /invocations answered 200, for the worker's exit line
+        self._request_count = 0
+        self._id_prefix = f"{os.getpid():x}-{os.urandom(2).hex()}"
         self._execution_parameters = json.dumps(
             {
                 "MaxConcurrentTransforms": settings.workers,
@@ -70,6 +98,10 @@ class InferenceApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
+        if self.unhealthy is not None and path in ("/invocations", "/ping"):
+            # This worker is being replaced (a stuck predict): the others, or its successor, answer.
+            await _respond(send, 503, f"worker unavailable: {self.unhealthy}\n".encode(), _TEXT, _CLOSE_RETRY)
+            return
         try:
             if path == "/invocations":
                 if method != "POST":
@@ -91,9 +123,15 @@ class InferenceApp:
         except codecs.ClientError as error:
             if path == "/invocations":
                 log.warning("%d %s: %s", error.status, path, error.message)
-            await _respond(send, error.status, (error.message + "\n").encode(), _TEXT)
+            extra = _RETRY if error.status == 503 else ()
+            await _respond(send, error.status, (error.message + "\n").encode(), _TEXT, extra)
         except _Disconnected:
             return
+        except Exception as error:  # noqa: BLE001 - a bug here must still answer, and not kill the worker
+            request_id = self._next_id()
+            log.exception("request %s: %s %s failed inside the server", request_id, method, path)
+            detail = f": {type(error).__name__}: {_one_line(error)}" if self.settings.error_detail else ""
+            await _respond(send, 500, f"internal server error (request id {request_id}){detail}\n".encode(), _TEXT)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """A server worker starting and stopping; on the way out, say how much batching merged."""
@@ -103,17 +141,30 @@ class InferenceApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 predictor = self.state.predictor
-                if predictor is not None and predictor.requests:
+                if predictor is not None and (self.answered or self.budget.shed):
                     log.info(
-                        "worker %d: %d requests answered in %d predict() calls (%.1f per call, %d on the event loop)",
+                        "worker %d: %d requests answered in %d predict() calls (%d slices of records, %.1f per call, "
+                        "%d retried alone); memory for requests: %d MB at most of %d MB, %d requests shed",
                         os.getpid(),
-                        predictor.requests,
+                        self.answered,
                         predictor.batches,
+                        predictor.requests,
                         predictor.requests / max(1, predictor.batches),
-                        predictor.inline_batches,
+                        predictor.retried_alone,
+                        self.budget.peak // MEBIBYTE,
+                        self.budget.capacity // MEBIBYTE,
+                        self.budget.shed,
                     )
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def mark_unhealthy(self, reason: str) -> None:
+        """Take no more requests: /ping and /invocations answer 503 on this worker from now on."""
+        self.unhealthy = reason
+
+    def _next_id(self) -> str:
+        self._request_count += 1
+        return f"{self._id_prefix}-{self._request_count:x}"
 
     async def _ping(self, send: Send) -> None:
         if self.state.ready:
@@ -129,59 +180,148 @@ class InferenceApp:
             return
         request_kind = codecs.request_type(headers.get("content-type", ""))
         response_kind = codecs.response_type(headers.get("accept", ""), request_kind)
-        body = await self._read_body(headers, receive)
-        rows = codecs.decode(request_kind, body)
-        expected = self.state.feature_count
-        if expected is not None and rows.shape[1] != expected:
-            raise codecs.ClientError(
-                400,
-                f"records have {rows.shape[1]} features; this model takes {expected} (the label column is not sent)",
-            )
-        assert self.state.predictor is not None
-        try:
-            predictions = await asyncio.wait_for(self.state.predictor.predict(rows), self.settings.timeout_seconds)
-        except asyncio.TimeoutError:
-            log.error(
-                "prediction of %d records took over MODEL_SERVER_TIMEOUT=%d s", len(rows), self.settings.timeout_seconds
-            )
-            await _respond(
-                send,
-                504,
-                f"prediction took over {self.settings.timeout_seconds} s (MODEL_SERVER_TIMEOUT)\n".encode(),
-                _TEXT,
-            )
-            return
-        except ValueError as error:
-            # Models raise ValueError for input they cannot take (NaN, out-of-domain values...).
-            raise codecs.ClientError(400, "the model rejected the records: " + _one_line(error)) from None
-        except PredictionError as error:
-            log.error("%s", error)
-            await _respond(send, 500, f"{error}\n".encode(), _TEXT)
-            return
-        except Exception as error:  # noqa: BLE001 - a server error must not kill the worker
-            log.exception("predict() failed on %d records", len(rows))
-            await _respond(send, 500, f"predict() failed: {type(error).__name__}: {_one_line(error)}\n".encode(), _TEXT)
-            return
-        await _respond(send, 200, codecs.encode(response_kind, predictions), response_kind.encode())
-
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise codecs.ClientError(413, _too_large(int(declared), limit))
-        chunks: list[bytes] = []
-        size = 0
+        declared = _content_length(headers)
+        if declared is not None and declared > limit:
+            raise codecs.ClientError(413, _too_large(declared, limit))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout_seconds
+        # Before reading the body: reserve what this request will hold (admission.py). Without
+        # Content-Length (chunked), start small and grow while reading.
+        cost = request_cost(request_kind, declared if declared is not None else codecs.SLICE_BYTES)
+        try:
+            wait = min(self.settings.admission_wait_seconds, float(self.settings.timeout_seconds))
+            reservation = await self.budget.acquire(cost, wait)
+        except TooLarge:
+            raise codecs.ClientError(413, self._over_budget(cost)) from None
+        except Overloaded:
+            log.warning("503 /invocations: no memory free for a %s body within the admission wait", _size(declared))
+            await _respond(send, 503, _OVERLOADED, _TEXT, _RETRY)
+            return
+        try:
+            body = await self._read_body(declared, receive, request_kind, reservation)
+            answer = await self._predict_body(request_kind, response_kind, body, deadline)
+        except _ServerError as error:
+            request_id = self._next_id()
+            if error.traceback:
+                log.error("request %s: %s", request_id, error.detail, exc_info=error.__cause__)
+            else:
+                log.error("request %s: %s", request_id, error.detail)
+            detail = f": {error.detail}" if self.settings.error_detail else ""
+            message = f"{error.public} (request id {request_id}){detail}"
+            await _respond(send, error.status, (_one_line(message) + "\n").encode(), _TEXT)
+            return
+        except WorkerStuck as error:
+            await _respond(send, 503, f"worker unavailable, retry: {error}\n".encode(), _TEXT, _CLOSE_RETRY)
+            return
+        finally:
+            self.budget.release(reservation)
+        self.answered += 1
+        await _respond(send, 200, answer, response_kind.encode())
+
+    async def _predict_body(self, request_kind: str, response_kind: str, body: bytearray, deadline: float) -> bytes:
+        """Decode, predict and encode the body a slice at a time; the whole answer."""
+        assert self.state.predictor is not None
+        predictor = self.state.predictor
+        expected = self.state.feature_count
+        loop = asyncio.get_running_loop()
+        parts = []
+        records = 0
+        slices = codecs.decode_slices(request_kind, body)
+        while True:
+            rows = next(slices, None)  # decoding a slice: a few milliseconds at most
+            if rows is None:
+                break
+            if expected is not None and rows.shape[1] != expected:
+                raise codecs.ClientError(
+                    400,
+                    f"records have {rows.shape[1]} features; this model takes {expected} "
+                    "(the label column is not sent)",
+                )
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                predictions = await asyncio.wait_for(predictor.predict(rows), remaining)
+                part = codecs.encode_part(response_kind, predictions)
+            except asyncio.TimeoutError:
+                raise _ServerError(
+                    504,
+                    f"prediction took over {self.settings.timeout_seconds} s (MODEL_SERVER_TIMEOUT)",
+                    f"prediction of {records + len(rows)} records took over MODEL_SERVER_TIMEOUT="
+                    f"{self.settings.timeout_seconds} s",
+                ) from None
+            except (WorkerStuck, codecs.ClientError):
+                raise
+            except ValueError as error:
+                # Models raise ValueError for input they cannot take (NaN, out-of-domain values...).
+                raise codecs.ClientError(400, "the model rejected the records: " + _one_line(error)) from None
+            except PredictionError as error:
+                raise _ServerError(500, "predict() broke the serving contract", str(error)) from None
+            except Exception as error:  # noqa: BLE001 - a server error must not kill the worker
+                raise _ServerError(
+                    500,
+                    "internal error while predicting",
+                    f"predict() failed on {len(rows)} records: {type(error).__name__}: {_one_line(error)}",
+                    traceback=True,
+                ) from error
+            records += len(rows)
+            parts.append(part)
+            del rows, predictions
+            await asyncio.sleep(0)  # let /ping and other requests in between slices
+        return codecs.assemble(response_kind, parts)
+
+    async def _read_body(self, declared: int | None, receive: Receive, kind: str, reservation: Any) -> bytearray:
+        """The body, into one buffer (no list of chunks joined at the end: half the copies)."""
+        limit = self.settings.max_body_bytes
+        body = bytearray()
+        reserved_for = declared if declared is not None else codecs.SLICE_BYTES
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected()
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise codecs.ClientError(413, _too_large(size, limit))
-            chunks.append(chunk)
+            if len(body) + len(chunk) > limit:
+                raise codecs.ClientError(413, _too_large(len(body) + len(chunk), limit))
+            body += chunk
+            if len(body) > reserved_for:
+                # A body longer than announced, or chunked: reserve for what has come.
+                wanted = max(len(body), 2 * reserved_for)
+                extra = request_cost(kind, wanted) - request_cost(kind, reserved_for)
+                if not self.budget.grow(reservation, extra):
+                    log.warning("503 /invocations: no memory free for a chunked body past %s", _size(len(body)))
+                    raise WorkerOverloadedWhileReading()
+                reserved_for = wanted
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return body
+
+    def _over_budget(self, cost: int) -> str:
+        return (
+            f"this request needs about {cost // MEBIBYTE + 1} MB of memory to be answered, more than this worker "
+            f"has for requests ({self.budget.capacity // MEBIBYTE} MB): send fewer records per request "
+            "(batch transform: lower MaxPayloadInMB), or use an instance with more memory"
+        )
+
+
+class WorkerOverloadedWhileReading(codecs.ClientError):
+    """A body without Content-Length outgrew the memory free for it: 503, like any shed request."""
+
+    def __init__(self) -> None:
+        super().__init__(503, _OVERLOADED.decode().strip())
+
+
+_OVERLOADED = b"server busy: not enough memory free for this request now; retry after a second\n"
+_RETRY = ((b"retry-after", b"1"),)
+_CLOSE_RETRY = ((b"retry-after", b"1"), (b"connection", b"close"))
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    declared = headers.get("content-length")
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
+def _size(value: int | None) -> str:
+    return "chunked" if value is None else f"{value} byte"
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -195,15 +335,18 @@ def _too_large(size: int, limit: int) -> str:
     )
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: object) -> str:
     text = " ".join(str(error).split())
     return text[:300] if text else type(error).__name__
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
+        *extra,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

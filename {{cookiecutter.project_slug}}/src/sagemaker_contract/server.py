@@ -8,7 +8,11 @@ restarted by SageMaker in a silent loop.
 
 gunicorn supervises the workers (a crashed worker is replaced), stops them gracefully on
 SIGTERM within SageMaker's 30 s, and each worker runs the ASGI app on uvicorn (uvloop and
-httptools when installed).
+httptools when installed). A worker whose predict() is stuck past MODEL_SERVER_TIMEOUT stops
+taking requests, answers those it holds, and exits; gunicorn starts a fresh one.
+
+Memory: each worker gets an equal share of what the container can spend on requests in flight
+(admission.py), decided here once the model is loaded and logged in one line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -27,7 +32,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
-from . import listening
+from . import admission, listening
 from .app import InferenceApp, ModelState
 from .batching import BatchingPredictor
 from .metadata import incompatibility, read_metadata
@@ -38,6 +43,7 @@ from .settings import Settings
 log = logging.getLogger("serve")
 
 GRACEFUL_STOP_SECONDS = 20  # SageMaker sends SIGKILL 30 s after SIGTERM.
+STUCK_GRACE_SECONDS = 1
 
 
 class Worker(UvicornWorker):
@@ -117,6 +123,9 @@ def load_model(
         batching=getattr(user, "SUPPORTS_BATCHING", True),
         max_batch_rows=settings.batch_max_rows,
         window_seconds=settings.batch_window_seconds,
+        # A call still running a second after its callers' deadline (they have had their 504) is
+        # stuck: the worker is replaced rather than left answering 504 to everything.
+        stuck_seconds=settings.timeout_seconds + STUCK_GRACE_SECONDS,
     )
     feature_count = metadata.get("feature_count")
     return ModelState(
@@ -147,6 +156,11 @@ def run() -> int:
     except OSError as error:
         log.error("cannot listen on port %d: %s", settings.port, error.strerror or error)
         return 2
+    budget = admission.plan(settings.workers, settings.max_inflight_mb)
+    log.info("memory for requests in flight: %s", budget.explanation)
+    app = InferenceApp(state, settings, admission.MemoryBudget(budget.per_worker))
+    if state.predictor is not None:
+        state.predictor.on_stuck = lambda reason: _replace_this_worker(app, reason)
     options = {
         # The socket __main__ bound before loading anything (listening.py); gunicorn takes it over.
         "bind": [f"fd://{listener.detach()}"],
@@ -170,5 +184,18 @@ def run() -> int:
         settings.max_body_bytes // (1024 * 1024),
     )
     sys.stdout.flush()
-    _Gunicorn(InferenceApp(state, settings), options).run()
+    _Gunicorn(app, options).run()
     return 0
+
+
+def _replace_this_worker(app: InferenceApp, reason: str) -> None:
+    """A predict() call is stuck: stop taking requests, answer those held, exit and be replaced.
+
+    SIGTERM is uvicorn's graceful stop: it closes the listening socket (new connections go to the
+    other workers, or wait for this one's successor), answers what is in flight, then exits;
+    gunicorn's master starts a fresh worker from the loaded model. The stuck thread is a daemon
+    and does not hold the exit up.
+    """
+    log.error("worker %d: %s; it takes no more requests and will be replaced", os.getpid(), reason)
+    app.mark_unhealthy(reason)
+    os.kill(os.getpid(), signal.SIGTERM)

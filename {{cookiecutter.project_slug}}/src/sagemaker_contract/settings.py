@@ -8,6 +8,14 @@
     MODEL_SERVER_BATCH_ROWS        most records merged into one predict() call; default 1000
     MODEL_SERVER_BATCH_WINDOW_MS   extra wait to gather a batch; default 0 (batch what is queued)
     MODEL_SERVER_ACCESS_LOG        "true" logs every request; default off (it costs throughput)
+    MODEL_SERVER_MAX_INFLIGHT_MB   memory the requests in flight may use, all workers together;
+                                   default: the container's memory limit (or the machine's memory)
+                                   less what the model and the workers hold and a safety margin
+    MODEL_SERVER_ADMISSION_WAIT_MS how long a request may wait for that memory before it is
+                                   answered 503 with Retry-After; default 10000 (at most
+                                   MODEL_SERVER_TIMEOUT)
+    MODEL_SERVER_ERROR_DETAIL      "true" puts the exception in 5xx bodies (for development);
+                                   default off: buyers see a request id, the log has the details
 
 A value that makes no sense stops the server at start-up with one line naming the variable.
 """
@@ -34,6 +42,9 @@ class Settings:
     batch_max_rows: int = 1000
     batch_window_seconds: float = 0.0
     access_log: bool = False
+    max_inflight_mb: int = 0  # 0: derived from the memory the container has (admission.py)
+    admission_wait_seconds: float = 10.0
+    error_detail: bool = False
 
     @property
     def max_body_bytes(self) -> int:
@@ -51,6 +62,9 @@ class Settings:
             batch_max_rows=_integer(env, "MODEL_SERVER_BATCH_ROWS", 1000, 1, 10_000_000),
             batch_window_seconds=_integer(env, "MODEL_SERVER_BATCH_WINDOW_MS", 0, 0, 1000) / 1000,
             access_log=_boolean(env, "MODEL_SERVER_ACCESS_LOG", False),
+            max_inflight_mb=_integer(env, "MODEL_SERVER_MAX_INFLIGHT_MB", 0, 1, 1_048_576),
+            admission_wait_seconds=_integer(env, "MODEL_SERVER_ADMISSION_WAIT_MS", 10_000, 0, 3_600_000) / 1000,
+            error_detail=_boolean(env, "MODEL_SERVER_ERROR_DETAIL", False),
         )
 
 

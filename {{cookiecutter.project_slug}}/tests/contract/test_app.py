@@ -2,10 +2,15 @@
 
 import asyncio
 import json
+import re
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
 
+from sagemaker_contract import codecs
+from sagemaker_contract.admission import MemoryBudget, request_cost
 from sagemaker_contract.app import InferenceApp, ModelState
 from sagemaker_contract.batching import BatchingPredictor
 from sagemaker_contract.settings import MEBIBYTE, Settings
@@ -17,9 +22,9 @@ def sum_rows(model, features):
     return features.sum(axis=1)
 
 
-def make_app(predict=sum_rows, feature_count=3, **settings):
+def make_app(predict=sum_rows, feature_count=3, budget=None, **settings):
     state = ModelState(predictor=BatchingPredictor(None, predict), feature_count=feature_count)
-    return InferenceApp(state, Settings(**settings))
+    return InferenceApp(state, Settings(**settings), budget)
 
 
 def call(app, method, path, headers=None, body=b"", chunks=None):
@@ -132,24 +137,48 @@ def test_execution_parameters_for_batch_transform():
     assert json.loads(body) == {"MaxConcurrentTransforms": 3, "BatchStrategy": "MultiRecord", "MaxPayloadInMB": 20}
 
 
-def test_a_broken_predict_is_a_500_with_a_reason_and_the_server_lives_on():
-    def broken(model, features):
-        raise RuntimeError("boom")
+def broken(model, features):
+    raise RuntimeError("secret-internal-detail at /srv/seller/model.py")
 
+
+REQUEST_ID = re.compile(r"\(request id ([0-9a-f]+-[0-9a-f]+-[0-9a-f]+)\)")
+
+
+def test_a_broken_predict_is_a_500_with_a_request_id_and_the_details_only_in_the_log(caplog):
     app = make_app(predict=broken)
-    status, _, body = invoke(app, b"1,2,3")
-    assert status == 500 and body == b"predict() failed: RuntimeError: boom\n"
+    with caplog.at_level("ERROR", logger="serve"):
+        status, headers, body = invoke(app, b"1,2,3")
+    assert status == 500 and headers[b"content-type"].startswith(b"text/plain")
+    text = body.decode()
+    assert text.startswith("internal error while predicting (request id ") and text.count("\n") == 1
+    assert "secret" not in text and "RuntimeError" not in text
+    request_id = REQUEST_ID.search(text).group(1)
+    logged = [record for record in caplog.records if request_id in record.getMessage()]
+    assert len(logged) == 1 and "secret-internal-detail" in logged[0].getMessage()
+    assert logged[0].exc_info is not None  # the traceback, under the same id
     assert call(app, "GET", "/ping")[0] == 200
 
 
-def test_predict_returning_the_wrong_number_of_results_is_caught():
-    status, _, body = invoke(make_app(predict=lambda model, rows: [1]), b"1,2,3\n4,5,6")
-    assert status == 500 and b"returned 1 results for 2 records" in body
+def test_error_detail_setting_returns_the_exception_for_development():
+    status, _, body = invoke(make_app(predict=broken, error_detail=True), b"1,2,3")
+    assert status == 500 and body.count(b"\n") == 1
+    assert b"RuntimeError: secret-internal-detail" in body and REQUEST_ID.search(body.decode())
+
+
+def test_request_ids_differ_from_request_to_request():
+    app = make_app(predict=broken)
+    ids = {REQUEST_ID.search(invoke(app, b"1,2,3")[2].decode()).group(1) for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_predict_returning_the_wrong_number_of_results_is_caught(caplog):
+    with caplog.at_level("ERROR", logger="serve"):
+        status, _, body = invoke(make_app(predict=lambda model, rows: [1]), b"1,2,3\n4,5,6")
+    assert status == 500 and body.startswith(b"predict() broke the serving contract (request id ")
+    assert "returned 1 results for 2 records" in caplog.text
 
 
 def test_slow_predictions_time_out_with_504():
-    import time
-
     def slow(model, features):
         time.sleep(1.5)
         return features.sum(axis=1)
@@ -175,3 +204,169 @@ def test_a_stopping_worker_logs_how_much_batching_merged(caplog):
         asyncio.run(app({"type": "lifespan"}, receive, send))
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert "3 requests answered in 3 predict() calls" in caplog.text
+    assert "memory for requests:" in caplog.text
+
+
+# --- hostile bodies ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        ("application/json", b"[[1, " + b"7" * 400 + b", 3]]", "instance 1 column 2: the value is infinite"),
+        ("application/json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("application/json", b"[[1e400, 2, 3]]", "instance 1 column 1: the value is infinite"),
+        ("application/json", b"[[Infinity, 2, 3]]", "Infinity is not a JSON number"),
+        ("application/json", b"[[NaN, 2, 3]]", "NaN is not a JSON number; send null"),
+        ("application/json", "[[1, 2, 3]]".encode("utf-16"), "body is not UTF-8 text"),
+        ("application/json", b'[["' + b"x" * 5_000_000 + b'", 2, 3]]', "is not a number"),
+        ("application/jsonlines", b"[1, 2, 3]\n" + b"{" * 50_000, "JSON Lines line 2 is"),
+        ("text/csv", b"1,1e400,3", "CSV line 1 column 2: the value is infinite"),
+        ("text/csv", b"1,2,3\n1," + b"9" * 400 + b",3", "CSV line 2 column 2: the value is infinite"),
+        ("text/csv", b"1,2,-inf", "CSV line 1 column 3: the value is infinite"),
+    ],
+)
+def test_hostile_bodies_are_a_400_with_one_line(content_type, body, message, caplog):
+    app = make_app()
+    with caplog.at_level("ERROR"):
+        status, _, answer = invoke(app, body, content_type)
+    assert status == 400 and message in answer.decode() and answer.count(b"\n") == 1, answer[:300]
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+# --- bodies a slice at a time ------------------------------------------------------------------
+@pytest.mark.parametrize("accept", ["text/csv", "application/json", "application/jsonlines"])
+def test_a_large_body_is_answered_in_order_across_slices(accept):
+    rows = np.arange(3 * 60_000, dtype=float).reshape(-1, 3)  # about 1.9 MB of CSV: several slices
+    body = "".join(f"{a:g},{b:g},{c:g}\n" for a, b, c in rows.tolist()).encode()
+    assert len(body) > 4 * codecs.SLICE_BYTES
+    status, _, answer = invoke(make_app(), body, accept=accept)
+    assert status == 200
+    if accept == "application/json":
+        got = json.loads(answer)["predictions"]
+    else:
+        got = [float(line.strip(b'"')) for line in answer.splitlines()]
+    assert got == rows.sum(axis=1).tolist()
+
+
+def test_a_mistake_deep_in_a_large_body_names_its_line():
+    body = b"1,2,3\n" * 100_000 + b"1,x,3\n" + b"1,2,3\n" * 10
+    status, _, answer = invoke(make_app(), body)
+    assert status == 400 and answer == b"CSV line 100001 column 2: 'x' is not a number\n"
+    body = b"1,2,3\n" * 100_000 + b"1,2\n"
+    status, _, answer = invoke(make_app(), body)
+    assert status == 400 and b"CSV line 100001 has 2 values but line 1 has 3" in answer
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/jsonlines", "application/json"])
+def test_memory_a_request_holds_stays_within_its_estimated_cost(content_type):
+    """The admission estimate (admission.request_cost) must be an upper bound of what the whole
+    pipeline allocates for a body of several slices, read, decoded, predicted and encoded. Single
+    digits are the worst case: the most records, so the most Python objects, per byte. The
+    estimate is linear in the body's size past one slice, so 1 MB stands for 6 MB too."""
+    rows = np.random.default_rng(0).integers(0, 10, size=(140_000, 4)).astype(float)
+    as_text = [",".join(f"{v:g}" for v in row) for row in rows.tolist()]
+    if content_type == "text/csv":
+        records = [row + "\n" for row in as_text]
+    else:
+        records = ["[" + row + "]" + ("\n" if content_type == "application/jsonlines" else ",") for row in as_text]
+    sizes = np.cumsum([len(record) for record in records])
+    text = "".join(records[: int(np.searchsorted(sizes, MEBIBYTE))])  # about 1 MB of records
+    if content_type == "application/json":
+        text = '{"instances":[' + text.rstrip(",") + "]}"
+    body = text.encode()
+    del rows, as_text, records, text
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]  # as uvicorn hands it over
+    app = make_app(feature_count=4)
+    invoke(app, b"1,2,3,4")  # start the predict thread before measuring
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        status, _, answer = invoke(app, b"", content_type, chunks=chunks)
+        held = tracemalloc.get_traced_memory()[1] - baseline  # the app's copy of the body included
+    finally:
+        tracemalloc.stop()
+    assert status == 200 and len(answer) > 0
+    estimate = request_cost(content_type, len(body))
+    print(f"\n{content_type}: {len(body) / MEBIBYTE:.1f} MB body, {held / MEBIBYTE:.1f} MB held, ", end="")
+    print(f"estimate {estimate / MEBIBYTE:.1f} MB")
+    assert 0.9 * MEBIBYTE <= len(body) <= 1.1 * MEBIBYTE
+    assert held <= estimate
+
+
+# --- admission control -------------------------------------------------------------------------
+def test_a_request_over_the_whole_budget_is_413_with_the_memory_it_needs():
+    app = make_app(budget=MemoryBudget(2 * MEBIBYTE))
+    body = b"1,2,3\n" * 200_000
+    status, _, answer = invoke(app, body)
+    assert status == 413 and b"needs about" in answer and b"more than this worker has for requests (2 MB)" in answer
+
+
+def test_with_the_budget_spent_a_request_waits_then_gets_503_with_retry_after():
+    budget = MemoryBudget(8 * MEBIBYTE)
+    app = make_app(budget=budget, admission_wait_seconds=0.1)
+    budget.in_use = budget.capacity  # another request holds it all
+    started = time.monotonic()
+    status, headers, answer = invoke(app, b"1,2,3")
+    assert status == 503 and headers[b"retry-after"] == b"1"
+    assert answer.startswith(b"server busy") and answer.count(b"\n") == 1
+    assert 0.1 <= time.monotonic() - started < 2
+    assert budget.shed == 1
+
+
+def test_a_waiting_request_is_admitted_when_memory_is_released():
+    budget = MemoryBudget(8 * MEBIBYTE)
+    app = make_app(budget=budget, admission_wait_seconds=5)
+    budget.in_use = budget.capacity
+
+    async def release_soon():
+        await asyncio.sleep(0.1)
+        budget.in_use = 0
+        budget._give_back(0)  # what releasing the other request does
+
+    async def scenario():
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"1,2,3", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": [(b"content-type", b"text/csv")]}
+        await asyncio.gather(app(scope, receive, send), release_soon())
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"6.0\n"
+    assert budget.in_use == 0  # released after the answer
+
+
+def test_waiting_requests_are_admitted_in_arrival_order():
+    budget = MemoryBudget(10)
+    order = []
+
+    async def scenario():
+        first = await budget.acquire(6, 1)  # the small one would fit beside it, the big one not
+
+        async def later(name, amount):
+            reservation = await budget.acquire(amount, 1)
+            order.append(name)
+            budget.release(reservation)
+
+        waiting = [asyncio.ensure_future(later("big", 10)), asyncio.ensure_future(later("small", 1))]
+        await asyncio.sleep(0.01)
+        budget.release(first)
+        await asyncio.gather(*waiting)
+
+    asyncio.run(scenario())
+    assert order == ["big", "small"]  # the small one did not overtake the big one
+    assert budget.in_use == 0
+
+
+def test_a_chunked_body_that_outgrows_the_free_memory_is_503():
+    budget = MemoryBudget(request_cost("text/csv", codecs.SLICE_BYTES) + 1024)
+    row = b"1,2,3\n"
+    chunk = row * (codecs.SLICE_BYTES // len(row))
+    status, headers, answer = invoke(make_app(budget=budget), b"", chunks=[chunk, chunk, chunk])
+    assert status == 503 and headers[b"retry-after"] == b"1" and answer.startswith(b"server busy")
+    assert budget.in_use == 0

@@ -1,0 +1,238 @@
+"""Admission control by memory: a worker takes on no more requests than its memory can hold.
+
+Every request costs memory while it is in flight: its body, the records decoded from it, the
+predictions and the encoded answer. Concurrent large requests (batch transform, or a burst of
+6 MB bodies) would otherwise pile up in a worker until the kernel's OOM killer ends it, and every
+request that worker held would lose its connection without an answer.
+
+So each worker has a budget: its share of the memory the container can spend on requests (the
+cgroup's memory limit, or the machine's memory, less what the model and the workers hold at start
+and a safety margin; or MODEL_SERVER_MAX_INFLIGHT_MB). Before a request's body is read, its cost
+is estimated from Content-Length and the format (request_cost), and reserved from the budget.
+When the budget is spent the request waits, in arrival order, for memory to be released; after
+MODEL_SERVER_ADMISSION_WAIT_MS it is answered 503 with Retry-After. Its body stays unread
+meanwhile, in the client's socket buffers, not in ours. A request that could never fit the whole
+budget is answered 413 at once, with the size it would need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+
+MEBIBYTE = 1024 * 1024
+
+# Bodies are decoded, predicted and encoded this much text at a time (codecs.SLICE_BYTES). A
+# slice's working memory (text, parsed records, rows, predictions, encoded answer) is counted at
+# this many times its size: measured up to about 12x for CSV and 30x for JSON of single digits
+# (a float object, a list slot and a line or record around them for every two bytes of text).
+# The contract tests measure the whole pipeline against these figures
+# (test_app.py: test_memory_a_request_holds_stays_within_its_estimated_cost).
+SLICE_BYTES = 256 * 1024
+SLICE_FACTOR = {"text/csv": 24, "application/jsonlines": 40, "application/json": 40}
+REQUEST_OVERHEAD = 64 * 1024  # headers, task, buffers: what even an empty request costs
+
+# What start-up leaves aside: each worker's own memory beyond what it shares with the master
+# (measured: about 8 MB idle, more once its allocator has served large requests), and a margin
+# for the allocator's fragmentation, the page cache the libraries' code runs from, and estimates
+# that fall short.
+WORKER_OVERHEAD = 32 * MEBIBYTE
+MIN_MARGIN = 64 * MEBIBYTE
+MARGIN_FRACTION = 0.10
+# Requests waiting for memory hold a little each (uvicorn buffers up to 64 KB of an unread body);
+# past this many waiting, a new request is answered 503 at once.
+MAX_WAITING = 256
+
+
+def request_cost(kind: str, body_bytes: int) -> int:
+    """The most memory a request with a body of `body_bytes` in format `kind` holds at once."""
+    # The body, and the answer, allowed as much as the body (one prediction per record is rarely
+    # longer than the record); a JSON document is decoded to text whole, a third copy.
+    copies = 3 if kind == "application/json" else 2
+    slice_cost = min(body_bytes, SLICE_BYTES) * SLICE_FACTOR.get(kind, max(SLICE_FACTOR.values()))
+    return REQUEST_OVERHEAD + copies * body_bytes + slice_cost
+
+
+def container_memory_bytes() -> tuple[int, str]:
+    """The memory this container may use, and where that figure comes from."""
+    for path in (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limit = int(text)
+            machine = machine_memory_bytes()
+            # cgroup v1 writes a huge number for "no limit"; v2 writes "max".
+            if machine is None or limit < machine:
+                return limit, f"the container's memory limit ({path})"
+    machine = machine_memory_bytes()
+    if machine is not None:
+        return machine, "the machine's memory (/proc/meminfo; the container has no memory limit)"
+    return 1024 * MEBIBYTE, "an assumed 1 GiB (no cgroup limit or /proc/meminfo found)"
+
+
+def machine_memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def resident_bytes(pid: int | str = "self") -> int:
+    """The resident memory of a process (VmRSS), or 0 where /proc is not available."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much each worker may spend on requests, and how that was decided (for the log)."""
+
+    per_worker: int
+    explanation: str
+
+
+def plan(workers: int, max_inflight_mb: int = 0, *, limit: int | None = None, held: int | None = None) -> Plan:
+    """Each worker's request budget, from MODEL_SERVER_MAX_INFLIGHT_MB or from the memory there is.
+
+    `held` is what the server holds before any request (the master's resident memory, model
+    included), `limit` the memory it may use; both are read from the system when not given.
+    """
+    workers = max(1, workers)
+    if max_inflight_mb:
+        total = max_inflight_mb * MEBIBYTE
+        return Plan(total // workers, f"MODEL_SERVER_MAX_INFLIGHT_MB={max_inflight_mb} shared by {workers} worker(s)")
+    source = "the given limit"
+    if limit is None:
+        limit, source = container_memory_bytes()
+    if held is None:
+        held = resident_bytes()
+    margin = max(MIN_MARGIN, int(limit * MARGIN_FRACTION))
+    total = limit - held - workers * WORKER_OVERHEAD - margin
+    # However small the container, one slice-sized request at a time per worker must fit.
+    floor = request_cost("text/csv", SLICE_BYTES)
+    per_worker = max(floor, total // workers)
+    explanation = (
+        f"{_mb(limit)} from {source}, less {_mb(held)} the model and server hold, {workers} x "
+        f"{_mb(WORKER_OVERHEAD)} for the workers and a {_mb(margin)} margin: {_mb(per_worker)} per worker"
+    )
+    if total // workers < floor:
+        explanation += " (the minimum: too little memory for more; give the container more or set fewer workers)"
+    return Plan(per_worker, explanation)
+
+
+def _mb(value: int) -> str:
+    return f"{value / MEBIBYTE:.0f} MB"
+
+
+class Overloaded(Exception):
+    """No memory for this request within the admission wait: answer 503 with Retry-After."""
+
+
+class TooLarge(Exception):
+    """The request would need more than the whole budget: it can never be taken here (413)."""
+
+
+class Reservation:
+    __slots__ = ("bytes",)
+
+    def __init__(self, amount: int) -> None:
+        self.bytes = amount
+
+
+class MemoryBudget:
+    """One worker's request budget, shared by the requests its event loop serves.
+
+    Not thread-safe: only the worker's event loop calls it (no lock, nothing to contend for).
+    """
+
+    def __init__(self, capacity: int, max_waiting: int = MAX_WAITING) -> None:
+        self.capacity = max(1, capacity)
+        self.max_waiting = max_waiting
+        self.in_use = 0
+        self.peak = 0  # For tests and the worker's exit line.
+        self.shed = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    def fits(self, amount: int) -> bool:
+        return amount <= self.capacity
+
+    async def acquire(self, amount: int, wait_seconds: float) -> Reservation:
+        """Reserve `amount` bytes, waiting up to `wait_seconds` in arrival order."""
+        if amount > self.capacity:
+            raise TooLarge(amount)
+        if not self._waiters and self.in_use + amount <= self.capacity:
+            self._take(amount)
+            return Reservation(amount)
+        if len(self._waiters) >= self.max_waiting or wait_seconds <= 0:
+            self.shed += 1
+            raise Overloaded()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (amount, waiter)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), wait_seconds)
+        except asyncio.TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return Reservation(amount)  # granted at the last moment: keep it
+            self._remove(entry)
+            self.shed += 1
+            raise Overloaded() from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(amount)  # granted, but the request is gone (client disconnected)
+            else:
+                self._remove(entry)
+            raise
+        return Reservation(amount)
+
+    def grow(self, reservation: Reservation, amount: int) -> bool:
+        """Add to a reservation without waiting (a body without Content-Length, still arriving)."""
+        if self.in_use + amount > self.capacity:
+            return False
+        self._take(amount)
+        reservation.bytes += amount
+        return True
+
+    def release(self, reservation: Reservation) -> None:
+        self._give_back(reservation.bytes)
+        reservation.bytes = 0
+
+    def _take(self, amount: int) -> None:
+        self.in_use += amount
+        self.peak = max(self.peak, self.in_use)
+
+    def _give_back(self, amount: int) -> None:
+        self.in_use -= amount
+        # Admit waiters in order while the first one fits (no overtaking: a large request
+        # is not starved by a stream of small ones).
+        while self._waiters:
+            amount_wanted, waiter = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if self.in_use + amount_wanted > self.capacity:
+                break
+            self._waiters.popleft()
+            self._take(amount_wanted)
+            waiter.set_result(None)
+
+    def _remove(self, entry: tuple[int, asyncio.Future[None]]) -> None:
+        try:
+            self._waiters.remove(entry)
+        except ValueError:
+            pass
+        entry[1].cancel()
+        # The one that left may have been holding up those behind it.
+        self._give_back(0)
