@@ -95,7 +95,9 @@ def test_one_bad_request_fails_alone(delay):
 
 def test_a_window_gathers_requests_that_arrive_close_together():
     model = CountingModel()
-    predictor = BatchingPredictor(None, model.predict, window_seconds=0.05)
+    # Requests 5 ms apart (more on a busy machine) and a window a hundred times that: without
+    # the window the first would go alone.
+    predictor = BatchingPredictor(None, model.predict, window_seconds=0.5)
 
     async def staggered():
         tasks = []
@@ -122,11 +124,13 @@ def test_where_predict_runs_follows_how_long_it_took():
         time.sleep(0.001 * len(rows))  # 1 ms per record
         return rows[:, 0]
 
-    predictor = BatchingPredictor(None, predict, inline_seconds=0.05)
+    # A sleep can only overrun: the limit is far above 4 rows' time (a busy machine's overrun
+    # included) and far below 1000 rows'.
+    predictor = BatchingPredictor(None, predict, inline_seconds=0.5)
     assert not predictor.runs_inline(1)  # not timed yet: the thread
     asyncio.run(predictor.predict(np.zeros((4, 1))))
     assert threads[-1] is not threading.main_thread()
-    assert predictor.runs_inline(4)  # about 4 ms, well under 50 ms
-    assert not predictor.runs_inline(100)  # expected about 100 ms: the thread
+    assert predictor.runs_inline(4)  # about 4 ms, well under 500 ms
+    assert not predictor.runs_inline(1000)  # expected about 1 s: the thread
     asyncio.run(predictor.predict(np.zeros((4, 1))))
     assert threads[-1] is threading.main_thread()
