@@ -260,6 +260,18 @@ class Server:
         result = docker("logs", self.id, check=False)
         return (result.stdout + result.stderr)[-tail if tail else 0 :]
 
+    def wait_for_log(self, text: str, timeout: float = 30) -> str:
+        """The log once it contains `text`: docker copies a container's output to its log
+        asynchronously, so a line written just before an answer may not be in `docker logs` yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = self.logs(tail=None)
+            if text in logs:
+                return logs
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the log within {timeout} s:\n{logs[-5000:]}")
+            time.sleep(0.1)
+
     def exit_code(self) -> int:
         return json.loads(docker("inspect", self.id).stdout)[0]["State"]["ExitCode"]
 

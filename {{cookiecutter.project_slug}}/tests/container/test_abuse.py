@@ -30,6 +30,8 @@ def serving(image, served_model):
     """A fresh server with two workers; kept after it stops so its logs and exit code can be read."""
     running = Server(image, served_model, env={"MODEL_SERVER_WORKERS": str(WORKERS)}, remove=False)
     running.wait_until_healthy()
+    # /ping answers as soon as one worker is up, while gunicorn may still be spawning the other.
+    running.workers = wait_for_workers(running, WORKERS)
     yield running
     running.stop()
     running.remove()
@@ -128,6 +130,59 @@ def worker_pids(server: Server) -> set[int]:
         "        print(pid)\n"
     )
     return {int(pid) for pid in docker("exec", server.id, "/opt/venv/bin/python", "-c", probe).stdout.split()}
+
+
+def unaccepted_connections(server: Server) -> int:
+    """Connections to the server's port that the kernel has set up but no process has accepted yet."""
+    probe = (
+        "import os\n"
+        "owned = set()\n"
+        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n"
+        "        fds = os.listdir(f'/proc/{pid}/fd')\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    for fd in fds:\n"
+        "        try:\n"
+        "            owned.add(os.readlink(f'/proc/{pid}/fd/{fd}'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "waiting = 0\n"
+        "for table in ('/proc/net/tcp', '/proc/net/tcp6'):\n"
+        "    try:\n"
+        "        lines = open(table).read().splitlines()[1:]\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    for line in lines:\n"
+        "        fields = line.split()\n"
+        f"        if int(fields[1].rsplit(':', 1)[1], 16) == {server.internal_port} and fields[3] == '01'"
+        " and f'socket:[{fields[9]}]' not in owned:\n"
+        "            waiting += 1\n"
+        "print(waiting)\n"
+    )
+    return int(docker("exec", server.id, "/opt/venv/bin/python", "-c", probe).stdout)
+
+
+def wait_for_workers(server: Server, count: int, timeout: float = 60) -> set[int]:
+    """The workers' PIDs once there are `count` of them; fails if that takes over `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = worker_pids(server)
+        if len(pids) == count:
+            return pids
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"expected {count} gunicorn workers within {timeout} s of start; found {sorted(pids)}:\n{server.logs()}"
+            )
+        time.sleep(0.1)
+
+
+def wait_for_answers(load: Load, count: int, timeout: float = 30) -> int:
+    """Waits until `load` has had `count` answers in all, or `timeout` seconds; returns how many it had."""
+    deadline = time.monotonic() + timeout
+    while load.answered < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return load.answered
 
 
 def resident_bytes(server: Server) -> int:
@@ -334,10 +389,11 @@ def test_many_concurrent_clients_each_get_their_own_rows_results(serving):
 def test_a_killed_worker_is_replaced_and_the_endpoint_keeps_answering(serving):
     payloads = [body for body, kind in distinct_payloads(8, seed=99) if kind == "text/csv"] or [csv_body(ROWS)]
     before = worker_pids(serving)
-    assert len(before) == WORKERS
-    load = Load(serving.port, payloads, threads=8, seconds=60)
+    assert before == serving.workers and len(before) == WORKERS
+    load = Load(serving.port, payloads, threads=8, seconds=90)
     try:
-        time.sleep(1.0)
+        # Requests in flight on both workers when one is killed.
+        assert wait_for_answers(load, 100) >= 100, f"the load never got going: {load.statuses}, {load.errors} errors"
         victim = sorted(before)[0]
         docker("exec", serving.id, "sh", "-c", f"kill -9 {victim}")
         deadline = time.monotonic() + 15
@@ -348,15 +404,16 @@ def test_a_killed_worker_is_replaced_and_the_endpoint_keeps_answering(serving):
             time.sleep(0.2)
         assert victim not in now and len(now) == WORKERS, f"workers {before} -> {now}"
         answered = load.answered
-        time.sleep(2.0)
-        assert load.answered > answered + 100, "the endpoint stopped answering after the worker was killed"
+        assert wait_for_answers(load, answered + 101) > answered + 100, (
+            "the endpoint stopped answering after the worker was killed"
+        )
     finally:
         load.stop()
     # Only requests in flight on the killed worker may fail (at most one per client).
     assert load.errors <= 8, f"{load.errors} failed requests"
     assert set(load.statuses) == {200}, load.statuses
-    after = Load(serving.port, payloads, threads=4, seconds=10)
-    time.sleep(1.0)
+    after = Load(serving.port, payloads, threads=4, seconds=60)
+    wait_for_answers(after, 51)
     after.stop()
     assert after.errors == 0 and set(after.statuses) == {200} and after.answered > 50
 
@@ -391,15 +448,33 @@ def test_sigterm_during_load_drains_and_exits_within_30_seconds(serving):
     payloads = [body for body, kind in distinct_payloads(8, seed=3) if kind == "text/csv"] or [csv_body(ROWS)]
     big = csv_body(ROWS) * (int(5.5 * MEBIBYTE) // len(csv_body(ROWS)))
     big_answer: list = []
+    big_sent = threading.Event()
 
     def send_big() -> None:
-        big_answer.append(Client(serving.port).invoke(big))
+        connection = http.client.HTTPConnection("127.0.0.1", serving.port, timeout=60)
+        try:
+            connection.request("POST", "/invocations", big, {"Content-Type": "text/csv"})
+            big_sent.set()
+            response = connection.getresponse()
+            big_answer.append((response.status, response.getheader("Content-Type", ""), response.read()))
+        except (OSError, http.client.HTTPException) as error:
+            big_answer.append(error)
+        finally:
+            connection.close()
 
     load = Load(serving.port, payloads, threads=8, seconds=60)
-    time.sleep(1.0)
+    assert wait_for_answers(load, 100) >= 100, f"the load never got going: {load.statuses}, {load.errors} errors"
     big_request = threading.Thread(target=send_big)
     big_request.start()
-    time.sleep(0.3)  # the big request is being read or predicted when SIGTERM arrives
+    # SIGTERM arrives while the big request is being read or predicted: it has been sent in full
+    # (so its connection reached the container), and no connection is waiting to be accepted.
+    assert big_sent.wait(timeout=30), f"the big request was not sent within 30 s: {big_answer}"
+    deadline = time.monotonic() + 30
+    waiting = unaccepted_connections(serving)
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waiting = unaccepted_connections(serving)
+    assert not waiting, f"{waiting} connections to the server still not accepted after 30 s"
     took = serving.stop(timeout=30)
     big_request.join(timeout=60)
     load.stop()

@@ -40,8 +40,9 @@ def assert_refused_with(image, model_dir, expected: str):
         assert running.invoke(ROWS_BODY)[0] == 503
         time.sleep(1)
         assert running.running(), "the container exited"
-        lines = [line for line in running.logs().splitlines() if "MODEL NOT LOADED" in line]
-        assert len(lines) == 1 and expected in lines[0], running.logs()
+        logs = running.wait_for_log("MODEL NOT LOADED")
+        lines = [line for line in logs.splitlines() if "MODEL NOT LOADED" in line]
+        assert len(lines) == 1 and expected in lines[0], logs[-5000:]
     finally:
         running.stop()
 
@@ -103,7 +104,7 @@ def test_a_baked_model_is_served_when_sagemaker_mounts_none(baked_image):
     try:
         running.wait_until_healthy()
         assert running.invoke(ROWS_BODY)[0] == 200
-        assert "model loaded from /opt/baked-model" in running.logs()
+        running.wait_for_log("model loaded from /opt/baked-model")
     finally:
         running.stop()
 
@@ -112,6 +113,6 @@ def test_a_mounted_model_wins_over_the_baked_one(baked_image, served_model):
     running = Server(baked_image, served_model)
     try:
         running.wait_until_healthy()
-        assert "model loaded from /opt/ml/model" in running.logs()
+        running.wait_for_log("model loaded from /opt/ml/model")
     finally:
         running.stop()

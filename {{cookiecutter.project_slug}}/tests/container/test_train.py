@@ -64,8 +64,25 @@ def test_unreadable_data_fails_naming_the_file_and_line(image, tmp_path, declara
     assert f"{required}/broken.csv line 1" in failure_of(root)
 
 
+def has_open(container: str, filename: str) -> bool:
+    """Whether the container's PID 1 (`train`) has a file called `filename` open."""
+    probe = (
+        "import os, sys\n"
+        "names = []\n"
+        "for fd in os.listdir('/proc/1/fd'):\n"
+        "    try:\n"
+        "        names.append(os.path.basename(os.readlink(f'/proc/1/fd/{fd}')))\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(sys.argv[1] in names)\n"
+    )
+    result = docker("exec", container, "/opt/venv/bin/python", "-c", probe, filename, check=False)
+    return result.stdout.strip() == "True"
+
+
 def test_sigterm_stops_training_within_sagemakers_grace_period(image, tmp_path, declaration):
-    # Enough rows that reading them takes a while, then `docker stop` as StopTrainingJob does.
+    # Enough rows that reading them takes a while; once training reads them, `docker stop` as
+    # StopTrainingJob does.
     root = make_tree(image, tmp_path / "opt_ml")
     required = next(c["Name"] for c in declaration["channels"] if c["IsRequired"])
     sample = next((root / "input/data" / required).glob("*")).read_text()
@@ -75,7 +92,16 @@ def test_sigterm_stops_training_within_sagemakers_grace_period(image, tmp_path, 
         "run", "-d", "--name", name, "--network", "none", "--user", LOCAL_USER, "-v", f"{root}:/opt/ml", image, "train"
     )
     try:
-        time.sleep(2)
+        deadline = time.monotonic() + 120
+        while not has_open(name, "big.csv"):
+            state = json.loads(docker("inspect", name).stdout)[0]["State"]
+            if not state["Running"] or time.monotonic() > deadline:
+                logs = docker("logs", name, check=False)
+                raise AssertionError(
+                    f"training never had big.csv open (running: {state['Running']}, exit code "
+                    f"{state['ExitCode']}):\n{(logs.stdout + logs.stderr)[-3000:]}"
+                )
+            time.sleep(0.05)
         started = time.monotonic()
         docker("stop", "-t", "120", name, timeout=180)
         stopped_in = time.monotonic() - started

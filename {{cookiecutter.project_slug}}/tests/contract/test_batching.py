@@ -199,7 +199,9 @@ def test_a_slow_predict_within_its_deadline_is_not_stuck():
 
 def test_a_window_gathers_requests_that_arrive_close_together():
     model = CountingModel()
-    predictor = BatchingPredictor(None, model.predict, window_seconds=0.05)
+    # Requests 5 ms apart (more on a busy machine) and a window a hundred times that: without
+    # the window the first would go alone.
+    predictor = BatchingPredictor(None, model.predict, window_seconds=0.5)
 
     async def staggered():
         tasks = []

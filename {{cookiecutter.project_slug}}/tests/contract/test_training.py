@@ -3,7 +3,12 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from sagemaker_contract import training
 from sagemaker_contract.metadata import METADATA_FILE
@@ -116,43 +121,81 @@ def test_invalid_declaration_is_reported_before_training(opt_ml):
     )
 
 
-def test_sigterm_during_fit_stops_training_and_says_so(opt_ml):
+@pytest.fixture
+def sigterm_fallback():
+    """Catches a SIGTERM that no handler of the code under test takes, so that it cannot kill pytest:
+    a test whose code failed to install its handler then fails with a message. Yields the SIGTERMs
+    it caught, and restores the handler pytest had."""
+    caught = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+STOPPED_REASON = "training stopped by SIGTERM (StopTrainingJob or MaxRuntimeInSeconds) before the model was saved"
+
+
+def test_sigterm_during_fit_interrupts_fit_at_once_and_says_so(opt_ml, sigterm_fallback):
+    progress = []
+
     def fit(hyperparameters, train, validation=None):
+        progress.append("fit started")
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)  # interrupted by the handler long before this ends
-        raise AssertionError("not stopped")
+        # Training's handler raises in here; a handler that only took note would let fit run on.
+        time.sleep(5)
+        progress.append("fit went on after SIGTERM")
+        return {"depth": 1}
 
-    started = time.monotonic()
-    assert training.run(opt_ml, fake_module(fit=fit)) == training.EXIT_STOPPED
-    assert time.monotonic() - started < 4
-    assert failure(opt_ml).startswith("training stopped by SIGTERM")
-    assert signal.getsignal(signal.SIGTERM) is not None
+    ours = signal.getsignal(signal.SIGTERM)
+    assert training.run(opt_ml, fake_module(fit=fit)) == training.EXIT_STOPPED == 143
+    assert progress == ["fit started"], "fit was not interrupted by SIGTERM"
+    assert sigterm_fallback == [], "training had no SIGTERM handler of its own"
+    assert failure(opt_ml) == STOPPED_REASON
+    assert not opt_ml.model_dir.exists() or not any(opt_ml.model_dir.iterdir())
+    assert signal.getsignal(signal.SIGTERM) is ours  # the handler from before training is back
 
 
-def test_sigterm_during_save_lets_the_save_finish(opt_ml):
+def test_sigterm_during_save_lets_the_save_finish(opt_ml, sigterm_fallback, caplog):
     def save(model, model_dir):
         os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # a save under way: stopping here would leave no model, or half of one
         (model_dir / "model.json").write_text(json.dumps(model))
 
     assert training.run(opt_ml, fake_module(save=save)) == 0
-    assert (opt_ml.model_dir / "model.json").exists()
+    assert json.loads((opt_ml.model_dir / "model.json").read_text()) == {"depth": 3}
+    assert (opt_ml.model_dir / METADATA_FILE).is_file()  # written after save(), still in the deferred part
+    assert (opt_ml.output_data_dir / "metrics.json").is_file()
     assert not opt_ml.failure_file.exists()
+    assert sigterm_fallback == [], "training had no SIGTERM handler of its own"
+    assert "SIGTERM received while saving the model; finishing the save first" in caplog.text
 
 
-def test_the_entry_point_handles_sigterm_before_anything_else(monkeypatch):
+def test_the_entry_point_exits_143_on_sigterm_before_train_or_serve_take_over():
     """As PID 1 Python ignores SIGTERM without a handler; the entry point installs one before the
-    heavy imports of train and serve, which then install their own."""
-    import pytest
-
-    from sagemaker_contract import __main__ as entry
-
-    monkeypatch.setattr(signal, "signal", signal.signal)  # restored after the test
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        assert entry.main(["no-such-command"]) == 2
-        assert signal.getsignal(signal.SIGTERM) is entry._stop_on_sigterm
-        with pytest.raises(SystemExit) as stopped:
-            entry._stop_on_sigterm(signal.SIGTERM, None)
-        assert stopped.value.code == 143
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    heavy imports of train and serve, which then install their own. The process below ignores
+    SIGTERM as PID 1 does, then runs the entry point with a stand-in command that gets SIGTERM."""
+    script = (
+        "import os, signal, sys, time, types\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # PID 1 in a container: no handler, no effect\n"
+        "from sagemaker_contract import __main__ as entry\n"
+        "def slow_start():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "    print('went on after SIGTERM')\n"
+        "    return 0\n"
+        "stand_in = types.ModuleType('sagemaker_contract.describe')\n"
+        "stand_in.main = slow_start\n"
+        "sys.modules['sagemaker_contract.describe'] = stand_in\n"
+        "sys.exit(entry.main(['describe']))\n"
+    )
+    source = Path(training.__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(source)},
+    )
+    assert (result.returncode, result.stdout) == (143, ""), result.stderr[-2000:]
