@@ -77,12 +77,10 @@ class InferenceApp:
     def __init__(self, state: ModelState, settings: Settings, budget: MemoryBudget | None = None) -> None:
         self.state = state
         self.settings = settings
-        # Each worker builds its app after the fork (server.py), so the budget is this worker's.
+        # Built in the gunicorn master: each worker has its own copy of the budget from the fork.
         self.budget = budget or MemoryBudget(1 << 62)
         self.unhealthy: str | None = None  # why this worker takes no more requests
         self.answered = 0  # /invocations answered 200, for the worker's exit line
-        self._request_count = 0
-        self._id_prefix = f"{os.getpid():x}-{os.urandom(2).hex()}"
         self._execution_parameters = json.dumps(
             {
                 "MaxConcurrentTransforms": settings.workers,
@@ -162,9 +160,11 @@ class InferenceApp:
         """Take no more requests: /ping and /invocations answer 503 on this worker from now on."""
         self.unhealthy = reason
 
-    def _next_id(self) -> str:
-        self._request_count += 1
-        return f"{self._id_prefix}-{self._request_count:x}"
+    @staticmethod
+    def _next_id() -> str:
+        # Random rather than counted: unique across workers and their replacements, for the
+        # few requests that need one (5xx answers).
+        return os.urandom(6).hex()
 
     async def _ping(self, send: Send) -> None:
         if self.state.ready:

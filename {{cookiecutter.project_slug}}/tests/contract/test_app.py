@@ -141,7 +141,7 @@ def broken(model, features):
     raise RuntimeError("secret-internal-detail at /srv/seller/model.py")
 
 
-REQUEST_ID = re.compile(r"\(request id ([0-9a-f]+-[0-9a-f]+-[0-9a-f]+)\)")
+REQUEST_ID = re.compile(r"\(request id ([0-9a-f]{12})\)")
 
 
 def test_a_broken_predict_is_a_500_with_a_request_id_and_the_details_only_in_the_log(caplog):
