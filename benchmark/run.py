@@ -13,7 +13,11 @@ one model with the generated image and serves that model from both. It prints, f
 - time from `docker run ... serve` to the first accepted connection and the first /ping 200, next
   to the same container started with a trivial listener, bare and after loading the model;
 - image size over the base image, and the serving container's peak memory;
-- the ratios between the two stacks, against the targets of issue 6.
+- the ratios between the two stacks, against the targets of issue 6;
+- overload (issue 10; --no-overload skips it): each stack started again with `docker run --memory
+  600m` receives 100 concurrent POST /invocations of a 4.5 MB CSV body at once, sent from inside
+  its network namespace; every request is classified as answered (2xx), shed (429 or 503), another
+  HTTP error or lost (no HTTP answer), next to the workers killed, the wall time and peak memory.
 
 Needs: a Docker engine, wrk and nsenter (Debian: `apt-get install wrk util-linux`), root (nsenter
 enters the containers' network namespaces) and cookiecutter (`pip install cookiecutter`).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import http.client
+import json
 import os
 import platform
 import re
@@ -33,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +56,15 @@ TARGET_P99_FRACTION = 0.25
 TARGET_1000_ROW_THROUGHPUT = 2.0
 TARGET_PING_OVER_LOAD_SECONDS = 0.15
 TARGET_IMAGE_FRACTION = 0.5
+
+# Overload (issue 10): many large requests at once into a container with a memory limit. The target
+# is about the generated server alone: every request answered or shed (429/503), none lost, no
+# worker killed. The classic stack is shown for comparison.
+OVERLOAD_MEMORY = "600m"
+OVERLOAD_BODY_BYTES = 4_500_000  # under the 6 MB (MiB) both stacks accept
+OVERLOAD_CLIENT_TIMEOUT = 120  # seconds, per request (each socket operation)
+OVERLOAD_DEADLINE = 240  # seconds for all the requests; whatever has no answer by then is lost
+OVERLOAD_ENV = {"generated": {"MODEL_SERVER_WORKERS": "2"}, "classic": {}}  # classic: its own defaults
 
 # A trivial HTTP listener: answers 200 to anything. Run bare, it times the container start; after
 # importing and loading the model, the container start plus the model load.
@@ -144,6 +159,7 @@ class Stack:
     loads: dict = field(default_factory=dict)  # (payload, path) -> [WrkResult]
     memory: dict = field(default_factory=dict)
     load_log: str = ""
+    overload: Overload | None = None
 
 
 def build_env() -> dict:
@@ -205,9 +221,18 @@ def train(image: str, project: Path, workdir: Path) -> Path:
 class Container:
     """A detached container, its port published on 127.0.0.1, removed on close()."""
 
-    def __init__(self, image: str, model_dir: Path, name: str, command: list[str], entrypoint: str | None = None):
+    def __init__(
+        self,
+        image: str,
+        model_dir: Path,
+        name: str,
+        command: list[str],
+        entrypoint: str | None = None,
+        options: list[str] | None = None,
+    ):
         self.name = name
         args = ["run", "-d", "--name", name, "-p", f"127.0.0.1::{PORT}", "-v", f"{model_dir}:/opt/ml/model:ro"]
+        args += options or []
         if entrypoint:
             args += ["--entrypoint", entrypoint]
         self.started = time.monotonic()
@@ -258,10 +283,16 @@ class MemorySampler:
                 "usage": v1 / "memory.usage_in_bytes",
                 "stat": v1 / "memory.stat",
                 "peak": v1 / "memory.max_usage_in_bytes",
+                "oom": v1 / "memory.oom_control",
             }
         v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope")
         if v2.is_dir():
-            return {"usage": v2 / "memory.current", "stat": v2 / "memory.stat", "peak": v2 / "memory.peak"}
+            return {
+                "usage": v2 / "memory.current",
+                "stat": v2 / "memory.stat",
+                "peak": v2 / "memory.peak",
+                "oom": v2 / "memory.events",
+            }
         return None
 
     def _read(self) -> int:
@@ -282,6 +313,14 @@ class MemorySampler:
         try:
             return int(self._files["peak"].read_text()) if self._files else None
         except (OSError, ValueError):
+            return None
+
+    def oom_kills(self) -> int | None:
+        """Processes the kernel's OOM killer has killed in this cgroup so far."""
+        try:
+            counters = dict(line.split() for line in self._files["oom"].read_text().splitlines())
+            return int(counters["oom_kill"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def stop(self) -> None:
@@ -380,6 +419,155 @@ def wait_healthy(container: Container, timeout: float = 120) -> None:
             pass
         time.sleep(0.05)
     raise BenchmarkError(f"{container.name}: /ping not 200 within {timeout} s:\n{container.logs()[-2000:]}")
+
+
+# --- overload ------------------------------------------------------------------------------------
+@dataclass
+class Overload:
+    """One stack's answers to the overload scenario."""
+
+    requests: int
+    records: int  # in each request's body
+    answered: int = 0  # 2xx
+    answered_short: int = 0  # 2xx without one answer line per record
+    shed: int = 0  # 429 or 503
+    shed_retry_after: int = 0  # of those, with a Retry-After header
+    other: dict[int, int] = field(default_factory=dict)  # any other status -> count
+    lost: dict[str, int] = field(default_factory=dict)  # no HTTP answer: what the client saw -> count
+    workers_killed: int = 0  # gunicorn's "Worker (pid:N) was sent SIGKILL!" (or another signal)
+    worker_timeouts: int = 0  # gunicorn's "WORKER TIMEOUT"
+    oom_kills: int | None = None  # the cgroup's count of processes the OOM killer killed
+    oom_killed: bool = False  # docker inspect's State.OOMKilled
+    running_after: bool = False
+    ping_after: float | None = None  # seconds after the last answer until /ping was 200 again
+    seconds: float = 0.0  # from all requests starting at once to the last one ending
+    memory: dict = field(default_factory=dict)
+    load_average: str = ""
+
+    @property
+    def lost_count(self) -> int:
+        return sum(self.lost.values())
+
+    @property
+    def other_count(self) -> int:
+        return sum(self.other.values())
+
+
+def invoke_once(port: int, body: bytes, timeout: float) -> dict:
+    """One POST /invocations: its status, Retry-After and answer lines, or what was seen instead."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    started = time.monotonic()
+    try:
+        sending_error: OSError | None = None
+        try:
+            connection.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv"})
+        except TimeoutError as error:
+            return {"lost": type(error).__name__, "seconds": time.monotonic() - started}
+        except OSError as error:
+            sending_error = error  # a server may answer (413, 503) before reading the whole body: read on
+        try:
+            response = connection.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            return {"lost": type(sending_error or error).__name__, "seconds": time.monotonic() - started}
+        return {
+            "status": response.status,
+            "retry_after": response.getheader("Retry-After"),
+            "lines": answer.count(b"\n"),
+            "seconds": time.monotonic() - started,
+        }
+    finally:
+        connection.close()
+
+
+def overload_client(port: str, requests: str, body_path: str, timeout: str, deadline: str) -> None:
+    """Runs in a container's network namespace (overload() starts it with nsenter): sends every request
+    at once, each from its own thread, and prints their outcomes as one JSON object."""
+    body = Path(body_path).read_bytes()
+    outcomes: list[dict | None] = [None] * int(requests)
+    go = threading.Event()
+
+    def one(index: int) -> None:
+        go.wait()
+        outcomes[index] = invoke_once(int(port), body, float(timeout))
+
+    threads = [threading.Thread(target=one, args=(index,), daemon=True) for index in range(len(outcomes))]
+    for thread in threads:
+        thread.start()
+    started = time.monotonic()
+    go.set()
+    for thread in threads:
+        thread.join(max(0.0, started + float(deadline) - time.monotonic()))
+    seconds = time.monotonic() - started
+    finished = list(outcomes)
+    if all(outcome is not None for outcome in finished):
+        seconds = max(outcome["seconds"] for outcome in finished)
+    unfinished = {"lost": f"no answer within the {float(deadline):g} s deadline", "seconds": seconds}
+    print(json.dumps({"seconds": seconds, "outcomes": [outcome or unfinished for outcome in finished]}))
+
+
+def overload_body(rows: list[str]) -> tuple[bytes, int]:
+    """The sample feature rows (no label), repeated to OVERLOAD_BODY_BYTES; and how many records that is."""
+    lines: list[str] = []
+    size = 0
+    while size < OVERLOAD_BODY_BYTES:
+        lines.append(rows[len(lines) % len(rows)] + "\n")
+        size += len(lines[-1])
+    return "".join(lines).encode(), len(lines)
+
+
+def overload(stack: Stack, model_dir: Path, name: str, body_path: Path, records: int, requests: int) -> Overload:
+    """Starts the stack's server with a memory limit and sends it `requests` copies of the body at once."""
+    environment = [f"--env={key}={value}" for key, value in OVERLOAD_ENV[stack.name].items()]
+    container = Container(stack.image, model_dir, name, ["serve"], options=["--memory", OVERLOAD_MEMORY, *environment])
+    result = Overload(requests=requests, records=records, load_average=load_average())
+    try:
+        container.memory = MemorySampler(container.id)
+        wait_healthy(container)
+        client = (
+            f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+            "from run import overload_client; overload_client(*sys.argv[1:])"
+        )
+        output = container.in_namespace(
+            sys.executable, "-c", client, str(PORT), str(requests), str(body_path),
+            str(OVERLOAD_CLIENT_TIMEOUT), str(OVERLOAD_DEADLINE), timeout=OVERLOAD_DEADLINE + 60,
+        )  # fmt: skip
+        answers = json.loads(output)
+        result.seconds = answers["seconds"]
+        for outcome in answers["outcomes"]:
+            status = outcome.get("status")
+            if status is None:
+                result.lost[outcome["lost"]] = result.lost.get(outcome["lost"], 0) + 1
+            elif 200 <= status < 300:
+                result.answered += 1
+                result.answered_short += outcome["lines"] != records
+            elif status in (429, 503):
+                result.shed += 1
+                result.shed_retry_after += outcome["retry_after"] is not None
+            else:
+                result.other[status] = result.other.get(status, 0) + 1
+        # Has the server come back (gunicorn replaces a killed worker)?
+        finished = time.monotonic()
+        try:
+            wait_healthy(container, timeout=30)
+            result.ping_after = time.monotonic() - finished
+        except BenchmarkError:
+            result.ping_after = None
+        time.sleep(1)  # gunicorn logs a reaped worker a moment after its death
+        logs = container.logs()
+        result.workers_killed = len(re.findall(r"Worker \(pid:\d+\) was sent SIG\w+", logs))
+        result.worker_timeouts = logs.count("WORKER TIMEOUT")
+        result.oom_kills = container.memory.oom_kills()
+        state = json.loads(docker("inspect", "-f", "{{json .State}}", container.id))
+        result.oom_killed = bool(state.get("OOMKilled"))
+        result.running_after = bool(state.get("Running"))
+        result.memory = {
+            "working_set": container.memory.peak_working_set or None,
+            "cgroup_peak": container.memory.cgroup_peak(),
+        }
+        return result
+    finally:
+        container.close()
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -543,9 +731,74 @@ def report(args, generated: Stack, classic: Stack, base_size: int, before: str, 
     ):
         out.row(title, *(f"{mib(stack.memory.get(key))}     " for stack in (generated, classic)))
     out.say()
-    out.say("Targets: all met." if not out.missed else "Targets missed: " + "; ".join(out.missed))
+
+    report_overload(out, args, generated, classic)
+    out.say()
+    if out.missed:
+        out.say("Targets missed: " + "; ".join(out.missed))
+    else:
+        out.say("Targets: all met." + (" (overload not run: --no-overload)" if args.no_overload else ""))
     print("\n".join(out.lines), flush=True)
     return 1 if out.missed else 0
+
+
+def report_overload(out: Report, args, generated: Stack, classic: Stack) -> None:
+    if args.no_overload:
+        out.say("Overload: not run (--no-overload)")
+        return
+    records = generated.overload.records
+    out.say(
+        f"Overload: {args.overload_requests} concurrent POST /invocations, each {OVERLOAD_BODY_BYTES / 1e6:g} MB "
+        f"of CSV ({records:,} records), `docker run --memory {OVERLOAD_MEMORY}`"
+    )
+    out.say("  (generated: MODEL_SERVER_WORKERS=2; classic: its defaults), sent at once from inside each container's")
+    out.say(
+        f"  network namespace, client timeout {OVERLOAD_CLIENT_TIMEOUT} s each; peak memory as docker stats counts it"
+    )
+    out.say(
+        f"  {'':11}{'answered':>9}{'shed (Retry-After)':>20}{'other':>7}{'lost':>6}{'workers killed':>16}"
+        f"{'seconds':>9}{'peak MiB':>10}{'load avg':>10}"
+    )
+    for stack in (generated, classic):
+        result = stack.overload
+        shed = f"{result.shed} ({result.shed_retry_after})"
+        out.say(
+            f"  {stack.name:11}{result.answered:>9}{shed:>20}{result.other_count:>7}{result.lost_count:>6}"
+            f"{result.workers_killed:>16}{result.seconds:>9.1f}{mib(result.memory.get('working_set')):>10}"
+            f"{result.load_average.split()[0]:>10}"
+        )
+    for stack in (generated, classic):
+        result = stack.overload
+        notes = []
+        if result.lost:
+            notes.append("lost: " + ", ".join(f"{count} {kind}" for kind, count in sorted(result.lost.items())))
+        if result.other:
+            notes.append("other: " + ", ".join(f"{count} x {status}" for status, count in sorted(result.other.items())))
+        if result.answered_short:
+            notes.append(f"{result.answered_short} answers without one line per record")
+        if result.worker_timeouts:
+            notes.append(f"{result.worker_timeouts} WORKER TIMEOUT")
+        oom = "?" if result.oom_kills is None else str(result.oom_kills)
+        notes.append(f"OOM killer: {oom} process(es) (docker inspect OOMKilled: {str(result.oom_killed).lower()})")
+        notes.append(f"cgroup peak {mib(result.memory.get('cgroup_peak'))} MiB")
+        if not result.running_after:
+            notes.append("the container has EXITED")
+        elif result.ping_after is None:
+            notes.append("running, but no /ping 200 within 30 s after")
+        else:
+            notes.append(f"running, /ping 200 {result.ping_after:.2f} s after")
+        out.say(textwrap.fill(f"{stack.name}: " + "; ".join(notes), 118, initial_indent="  ", subsequent_indent="    "))
+    result = generated.overload
+    met = result.lost_count == 0 and result.workers_killed == 0 and result.other_count == 0 and result.running_after
+    out.say(
+        "  target (generated): every request answered or shed (429/503), none lost, no other error, no worker killed: "
+        + ("MET" if met else "MISSED")
+    )
+    if not met:
+        out.missed.append(
+            f"overload: {result.lost_count} of {result.requests} requests lost, {result.other_count} other errors, "
+            f"{result.workers_killed} workers killed (target: 0, 0, 0)"
+        )
 
 
 def mib(value: int | None) -> str:
@@ -561,11 +814,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startups", type=int, default=10, help="container starts per start-up figure (default 10)")
     parser.add_argument("--rows", type=int, default=1000, help="records in the many-row payload (default 1000)")
     parser.add_argument("--keep-images", action="store_true", help="keep the two images afterwards")
+    parser.add_argument(
+        "--no-overload",
+        action="store_true",
+        help=f"skip the overload scenario ({OVERLOAD_BODY_BYTES / 1e6:g} MB bodies at once, memory {OVERLOAD_MEMORY})",
+    )
+    parser.add_argument(
+        "--overload-requests", type=int, default=100, help="concurrent requests in the overload scenario (default 100)"
+    )
     args = parser.parse_args(argv)
     if not (1 <= args.duration <= 120 and 1 <= args.connections <= 256 and 1 <= args.repeat <= 10):
         parser.error("bounded runs only: --duration 1..120, --connections 1..256, --repeat 1..10")
-    if not (1 <= args.startups <= 30 and 1 <= args.rows <= 100_000):
-        parser.error("bounded runs only: --startups 1..30, --rows 1..100000")
+    if not (1 <= args.startups <= 30 and 1 <= args.rows <= 100_000 and 1 <= args.overload_requests <= 200):
+        parser.error("bounded runs only: --startups 1..30, --rows 1..100000, --overload-requests 1..200")
 
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tag = f"{os.getpid()}"
@@ -633,6 +894,23 @@ def main(argv: list[str] | None = None) -> int:
                     "cgroup_peak": container.memory.cgroup_peak(),
                 }
                 stack.load_log = container.logs()
+                container.close()
+                containers.remove(container)
+
+            if not args.no_overload:
+                body, records = overload_body(rows)
+                body_path = workdir / "overload.csv"
+                body_path.write_bytes(body)
+                for stack in stacks:
+                    log(f"overload: {args.overload_requests} x {len(body) / 1e6:.1f} MB at once on {stack.name}")
+                    name = f"sagemaker-bench-{stack.name}-overload-{tag}"
+                    stack.overload = overload(stack, model_dir, name, body_path, records, args.overload_requests)
+                    result = stack.overload
+                    log(
+                        f"{stack.name:9} overload: {result.answered} answered, {result.shed} shed, "
+                        f"{result.other_count} other, {result.lost_count} lost, {result.workers_killed} workers "
+                        f"killed, {result.seconds:.1f} s"
+                    )
             after = load_average()
             return report(args, generated, classic, base_size, before, after, started)
     except BenchmarkError as error:
