@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sagemaker_contract import codecs
 from sagemaker_contract.codecs import CSV, JSON, JSONLINES, ClientError
@@ -137,3 +139,93 @@ def test_many_csv_records_parse_as_numpy_reads_them():
     body = "".join(",".join(map(repr, row.tolist())) + "\n" for row in rows).encode()
     assert np.array_equal(codecs.decode(CSV, body), rows)
     assert np.array_equal(codecs.decode(CSV, body.replace(b"\n", b"\r\n")), rows)
+
+
+# --- properties: whatever the body, a usable array or a ClientError ----------------------------
+NUMBERS = st.one_of(
+    st.integers(),  # unbounded: Python's own ints, hundreds of digits and more
+    st.floats(allow_nan=True, allow_infinity=True),
+    # Hundreds to thousands of digits (below the 4300 that Python 3.11+ refuses to print).
+    st.integers(min_value=300, max_value=4000).map(lambda digits: 10**digits - 1),
+)
+HUGE_NUMBER_TEXT = st.integers(min_value=300, max_value=100_000).map(lambda digits: "9" * digits)
+TEXT_NUMBERS = st.one_of(
+    NUMBERS.map(repr),
+    st.sampled_from(["", " ", "nan", "inf", "-inf", "1e400", "-1e-400", "Infinity", "NaN", "0x10", "1_000"]),
+    HUGE_NUMBER_TEXT,
+    st.text(max_size=6),
+)
+JSON_RECORDS = st.recursive(
+    st.none() | st.booleans() | NUMBERS | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.sampled_from(["instances", "features"]), children)
+    ),
+    max_leaves=20,
+)
+
+
+def deeply_nested(depth: int, opening: str = "[", closing: str = "]") -> bytes:
+    return (opening * depth + closing * depth).encode()
+
+
+def json_text(value) -> str:
+    # Python's json writes NaN and Infinity literals and any int, which is what hostile clients send.
+    return json.dumps(value)
+
+
+BODIES = st.one_of(
+    st.tuples(
+        st.just(CSV),
+        st.lists(st.lists(TEXT_NUMBERS, min_size=1, max_size=5), min_size=1, max_size=8).map(
+            lambda rows: "\n".join(",".join(row) for row in rows).encode()
+        ),
+    ),
+    st.tuples(st.just(JSON), JSON_RECORDS.map(lambda value: json_text(value).encode())),
+    st.tuples(
+        st.just(JSONLINES),
+        st.lists(JSON_RECORDS, min_size=1, max_size=5).map(
+            lambda values: "\n".join(json_text(v) for v in values).encode()
+        ),
+    ),
+    st.tuples(
+        st.sampled_from([JSON, JSONLINES]), HUGE_NUMBER_TEXT.map(lambda digits: f"[[1, {digits}, -{digits}]]".encode())
+    ),
+    st.tuples(st.sampled_from([JSON, JSONLINES]), st.integers(1, 200_000).map(deeply_nested)),
+    st.tuples(
+        st.sampled_from([JSON, JSONLINES]), st.integers(1, 200_000).map(lambda n: deeply_nested(n, '{"a":', "}"))
+    ),
+    st.tuples(st.sampled_from([CSV, JSON, JSONLINES]), st.binary(max_size=200)),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(BODIES)
+def test_any_body_decodes_to_finite_rows_or_a_4xx(kind_and_body):
+    kind, body = kind_and_body
+    try:
+        rows = codecs.decode(kind, body)
+    except ClientError as error:
+        assert 400 <= error.status < 500 and "\n" not in error.message and error.message
+        return
+    assert rows.dtype == np.float64 and rows.ndim == 2 and rows.size > 0
+    assert not np.isinf(rows).any()  # NaN is a missing value; infinities are refused
+
+
+@pytest.mark.parametrize("megabytes", [1, 6])
+@pytest.mark.parametrize("kind", [CSV, JSON, JSONLINES])
+def test_extreme_sizes_decode_or_are_refused_in_one_line(kind, megabytes):
+    size = megabytes * 1024 * 1024
+    if kind == CSV:
+        bodies = [b"1,2,3\n" * (size // 6), b"9" * size, b"1," * (size // 2) + b"1"]
+    elif kind == JSON:
+        record = b"[1,2,3],"
+        bodies = [b"[" + record * (size // len(record)) + b"[1,2,3]]", b'[["' + b"x" * size + b'"]]', b"[" * size]
+    else:
+        bodies = [b"[1,2,3]\n" * (size // 8), b'["' + b"x" * size + b'"]', b"{" * size]
+    for body in bodies:
+        try:
+            rows = codecs.decode(kind, body)
+        except ClientError as error:
+            assert error.status == 400 and "\n" not in error.message
+            continue
+        assert rows.shape[1] >= 1 and not np.isinf(rows).any()
