@@ -84,6 +84,7 @@ CONTAINER_TESTS = [
     "test_model_loading.py",
     "test_publishing.py",
     "test_serve.py",
+    "test_stress.py",
 ]
 
 
