@@ -22,6 +22,7 @@ from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices
 CONTRACT = [
     "__init__.py",
     "__main__.py",
+    "admission.py",
     "app.py",
     "base_os.json",
     "batching.py",
@@ -84,6 +85,7 @@ CONTAINER_TESTS = [
     "test_model_loading.py",
     "test_publishing.py",
     "test_serve.py",
+    "test_stress.py",
 ]
 
 

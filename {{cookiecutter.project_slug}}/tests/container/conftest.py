@@ -12,6 +12,7 @@ import os
 import subprocess
 import tarfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -204,8 +205,10 @@ class Server:
         network: str | None = None,
         port: int = 8080,
         remove: bool = True,
+        docker_args: Sequence[str] = (),
     ):
         # remove=False keeps the stopped container, for its logs and exit code; then call remove().
+        # docker_args go to `docker run` as they are (e.g. "--memory", "600m", "-v", "file:/opt/program/x.py:ro").
         args = ["run", "-d", "--rm"] if remove else ["run", "-d"]
         if network:
             args += ["--network", network]
@@ -215,6 +218,7 @@ class Server:
             args += ["-v", f"{model_dir}:/opt/ml/model:ro"]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
+        args += list(docker_args)
         self.started = time.monotonic()
         self.id = docker(*args, image, "serve").stdout.strip()
         self.internal_port = port

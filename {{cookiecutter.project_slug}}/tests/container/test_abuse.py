@@ -1,4 +1,5 @@
-"""Abuse: `serve` under hostile input, heavy concurrency, a killed worker, a long run and SIGTERM.
+"""Abuse: `serve` under hostile input (huge numbers, deep nesting, megabyte bodies), heavy concurrency,
+a killed worker, a long run and SIGTERM.
 
 Every run is bounded (request counts, threads and seconds) and talks to the container over
 127.0.0.1 only. Each test starts its own container, so one that breaks the server cannot make
@@ -247,9 +248,21 @@ ACCEPTS = st.one_of(
     ),
     HEADER_TEXT,
 )
+
+
+def _digits(length_and_seed: tuple[int, int]) -> str:
+    """A `length`-digit integer as text (built from characters: str() refuses ints over 4300 digits)."""
+    length, seed = length_and_seed
+    return "1" + "".join(random.Random(seed).choices("0123456789", k=length - 1))
+
+
+# Integers far beyond float range (1e308): as text, and past Python's 4300-digit int() limit.
+DIGIT_STRINGS = st.tuples(st.integers(300, 5000), st.integers(0, 2**32)).map(_digits)
 FIELDS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.integers().map(str),
+    DIGIT_STRINGS,
     st.sampled_from(["", " ", "nan", "NaN", "inf", "-inf", "1e400", "-1e-400", "0x10", '"1"', "1,5", "true", "null"]),
     st.text(max_size=8),
 )
@@ -257,7 +270,13 @@ CSV_BODIES = st.lists(st.lists(FIELDS, min_size=1, max_size=6), min_size=1, max_
     lambda rows: "\n".join(",".join(row) for row in rows).encode()
 )
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers(-(10**20), 10**20) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False)
+    | st.integers(-(10**20), 10**20)
+    | st.integers()
+    | st.integers(300, 4000).map(lambda n: 10**n - 1)  # json.dumps writes it; float() of it overflows
+    | st.text(max_size=8),
     lambda children: (
         st.lists(children, max_size=6)
         | st.dictionaries(st.sampled_from(["instances", "features", "x"]), children, max_size=3)
@@ -268,9 +287,35 @@ JSON_BODIES = JSON_VALUES.map(lambda value: json.dumps(value).encode())
 JSONLINES_BODIES = st.lists(JSON_VALUES, min_size=1, max_size=8).map(
     lambda values: "\n".join(json.dumps(v) for v in values).encode()
 )
-BODIES = st.one_of(
-    CSV_BODIES, JSON_BODIES, JSONLINES_BODIES, st.binary(max_size=3000), st.text(max_size=2000).map(str.encode)
+DEPTHS = st.one_of(st.just(100_000), st.integers(1, 100_000))
+# Nesting past Python's recursion limit (1000): as JSON, as one JSON Lines line, and left open.
+DEEP_BODIES = st.one_of(
+    DEPTHS.map(lambda n: b"[" * n + b"]" * n),
+    DEPTHS.map(lambda n: b'{"instances": ' + b"[" * n + b"]" * n + b"}"),
+    DEPTHS.map(lambda n: b"[1]\n" + b'{"features": ' * n + b"[1]" + b"}" * n + b"\n"),
+    DEPTHS.map(lambda n: b"[" * n),
 )
+BIG_NUMBER_BODIES = st.one_of(
+    DIGIT_STRINGS.map(lambda digits: f"[[1, {digits}, 3, 4]]".encode()),
+    DIGIT_STRINGS.map(lambda digits: f"[{digits}]\n[-{digits}]\n".encode()),
+    DIGIT_STRINGS.map(lambda digits: f"{digits},1,2,3\n".encode()),
+)
+SIZES = st.one_of(st.sampled_from([MEBIBYTE, 5 * MEBIBYTE]), st.integers(MEBIBYTE, 5 * MEBIBYTE))
+UNITS = st.sampled_from([csv_body(ROWS), b"9", b"[", b"[1,", b"x,", b"\xff", b"\n", b" ", b'{"instances": ['])
+HUGE_BODIES = st.tuples(SIZES, UNITS).map(
+    lambda size_unit: (size_unit[1] * (size_unit[0] // len(size_unit[1]) + 1))[: size_unit[0]]
+)
+REGULAR_BODIES = st.one_of(
+    CSV_BODIES,
+    JSON_BODIES,
+    JSONLINES_BODIES,
+    st.binary(max_size=3000),
+    st.text(max_size=2000).map(str.encode),
+    DEEP_BODIES,
+    BIG_NUMBER_BODIES,
+)
+# One body in ten is 1 to 5 MB (under the 6 MB limit): about 30 a run, a few seconds in all.
+BODIES = st.integers(0, 9).flatmap(lambda k: HUGE_BODIES if k == 9 else REGULAR_BODIES)
 
 
 @pytest.fixture(scope="module")
