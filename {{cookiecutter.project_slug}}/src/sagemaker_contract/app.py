@@ -201,6 +201,10 @@ class InferenceApp:
         try:
             body = await self._read_body(declared, receive, request_kind, reservation)
             answer = await self._predict_body(request_kind, response_kind, body, deadline)
+            del body
+            self.answered += 1
+            # Released only once the answer is handed to the connection: it is held until then.
+            await _respond(send, 200, answer, response_kind.encode())
         except _ServerError as error:
             request_id = self._next_id()
             if error.traceback:
@@ -216,8 +220,6 @@ class InferenceApp:
             return
         finally:
             self.budget.release(reservation)
-        self.answered += 1
-        await _respond(send, 200, answer, response_kind.encode())
 
     async def _predict_body(self, request_kind: str, response_kind: str, body: bytearray, deadline: float) -> bytes:
         """Decode, predict and encode the body a slice at a time; the whole answer."""
