@@ -1,6 +1,6 @@
 """Finish the generated project: check the base OS, then write its Dockerfile and requirements.
 
-The base OS checks are the new project's own `src/sagemaker_contract/os_check.py` (standard
+The base OS checks are the new project's own `src/sagemaker_tools/os_check.py` (standard
 library only), so generation, `make check-os` and the README table share one implementation and
 one data file. If the chosen OS cannot be scanned by AWS Marketplace and `marketplace` is true,
 generation stops and cookiecutter removes what it wrote.
@@ -38,12 +38,57 @@ def set_line(text: str, prefix: str, value: str) -> str:
     return pattern.sub(lambda _: prefix + value, text, count=1)
 
 
+MARKER = re.compile(r"^#@ (?:(begin|end) )?([a-z-]+)\n?$")
+
+
+def recipe_sections(text: str) -> dict[str, str]:
+    """A recipe's lines under each `#@ name` header (the comment lines before the first: none)."""
+    sections: dict[str, str] = {}
+    name = None
+    for line in text.splitlines(keepends=True):
+        marker = MARKER.match(line)
+        if marker:
+            name = marker.group(2)
+            sections[name] = ""
+        elif name is not None:
+            sections[name] += line
+    return sections
+
+
+def assemble_dockerfile(skeleton: str, recipe: str) -> str:
+    """Dockerfile.in with each `#@ name` marker (or `#@ begin name` ... `#@ end name` block of
+    shared lines) replaced by the recipe's section of that name; a marker it has no section for
+    is dropped, a block it has none for keeps its shared lines."""
+    sections = recipe_sections(recipe)
+    unused = set(sections)
+    lines: list[str] = []
+    replacing = None
+    for line in skeleton.splitlines(keepends=True):
+        marker = MARKER.match(line)
+        if not marker:
+            if replacing is None:
+                lines.append(line)
+            continue
+        kind, name = marker.groups()
+        if kind == "end":
+            replacing = None
+            continue
+        if name in sections:
+            lines.append(sections[name])
+            unused.discard(name)
+            replacing = name if kind == "begin" else None
+    if unused:
+        raise ValueError(f"recipe sections with no marker in Dockerfile.in: {', '.join(sorted(unused))}")
+    return "".join(lines)
+
+
 def write_dockerfile(project: Path, base) -> None:
-    """Dockerfile = the recipe for the base OS, with its base image and Python."""
+    """Dockerfile = Dockerfile.in with the base OS's recipe lines, base image and Python."""
     recipes = project / RECIPES_DIR
     if not recipes.is_dir():
         return  # already written by an earlier run
-    dockerfile = (recipes / f"{base.recipe}.Dockerfile").read_text()
+    skeleton = (recipes / "Dockerfile.in").read_text()
+    dockerfile = assemble_dockerfile(skeleton, (recipes / f"{base.recipe}.recipe").read_text())
     dockerfile = set_line(dockerfile, "ARG BASE_IMAGE=", base.image)
     dockerfile = set_line(dockerfile, "ARG PYTHON=", base.python)
     (project / "Dockerfile").write_text(dockerfile)
@@ -72,6 +117,13 @@ def write_variants(project: Path, product: str, framework: str, package: str) ->
     shutil.rmtree(variants)
 
 
+def write_readme_tables(project: Path, package: str) -> None:
+    """README.md's hyperparameter, channel and metric tables, from model.py's declaration."""
+    from sagemaker_tools import readme_tables  # the new project's own, as `make docs` runs it
+
+    readme_tables.write_from_source(project / "README.md", project / "src" / package / "model.py")
+
+
 def remove_other_products_files(project: Path, product: str) -> None:
     for other, paths in ONLY_FOR.items():
         if other != product:
@@ -84,7 +136,7 @@ def main() -> int:
     project = Path.cwd()
     sys.path.insert(0, str(project / "src"))
     sys.dont_write_bytecode = True  # leave no __pycache__ in the new project
-    from sagemaker_contract import os_check  # the new project's own checker
+    from sagemaker_tools import os_check  # the new project's own checker
 
     catalogue = os_check.load_catalogue()
     try:
@@ -102,6 +154,7 @@ def main() -> int:
         return 1
     write_dockerfile(project, base)
     write_variants(project, context["product"], context["framework"], context["__package_name"])
+    write_readme_tables(project, context["__package_name"])
     remove_other_products_files(project, context["product"])
     lock_kind = catalogue["recipes"][base.recipe]["lock"]
     write_requirements(project, context["framework"], lock_kind, catalogue["locks"][lock_kind])

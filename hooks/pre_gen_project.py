@@ -23,6 +23,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Package names that would shadow what the image imports.
 RESERVED_PACKAGES = {
     "sagemaker_contract",
+    "sagemaker_tools",
     "numpy",
     "scipy",
     "sklearn",

@@ -22,31 +22,39 @@ from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices
 CONTRACT = [
     "__init__.py",
     "__main__.py",
+    "adapter.py",
     "admission.py",
     "app.py",
-    "base_os.json",
     "batching.py",
-    "codecs.py",
-    "datasets.py",
     "declaration.py",
     "describe.py",
-    "docs.py",
+    "errors.py",
+    "formats.py",
     "listening.py",
     "local.py",
-    "metadata.py",
+    "model_metadata.py",
     "opt_ml.py",
-    "os_check.py",
-    "packaging.py",
     "project.py",
     "server.py",
     "settings.py",
     "training.py",
+    "training_data.py",
+    "training_job.py",
+]
+# The host tools: never in the image.
+TOOLS = [
+    "__init__.py",
+    "__main__.py",
+    "base_os.json",
+    "model_archive.py",
+    "os_check.py",
+    "readme_tables.py",
     *(
         f"publishing/{name}"
         for name in (
             "__init__.py",
-            "__main__.py",
             "aws.py",
+            "cli.py",
             "config.py",
             "images.py",
             "publish.py",
@@ -60,22 +68,27 @@ CONTRACT = [
 CONTRACT_TESTS = [
     "__init__.py",
     "conftest.py",
+    "test_adapter.py",
     "test_app.py",
     "test_batching.py",
-    "test_codecs.py",
-    "test_datasets.py",
     "test_declaration.py",
-    "test_docs.py",
+    "test_formats.py",
+    "test_layout.py",
     "test_listening.py",
     "test_loading.py",
-    "test_lock.py",
-    "test_packaging.py",
+    "test_settings.py",
+    "test_training.py",
+    "test_training_data.py",
+]
+TOOLS_TESTS = [
+    "__init__.py",
     "publishing_support.py",
+    "test_lock.py",
+    "test_model_archive.py",
     "test_publishing_publish.py",
     "test_publishing_push.py",
     "test_publishing_requests.py",
-    "test_settings.py",
-    "test_training.py",
+    "test_readme_tables.py",
 ]
 CONTAINER_TESTS = [
     "__init__.py",
@@ -109,7 +122,9 @@ def expected_files(package: str, product: str = "algorithm") -> set[str]:
         f"src/{package}/__init__.py",
         f"src/{package}/model.py",
         *(f"src/sagemaker_contract/{name}" for name in CONTRACT),
+        *(f"src/sagemaker_tools/{name}" for name in TOOLS),
         *(f"tests/contract/{name}" for name in CONTRACT_TESTS),
+        *(f"tests/tools/{name}" for name in TOOLS_TESTS),
         *(f"tests/container/{name}" for name in CONTAINER_TESTS),
         "tests/test_model.py",
     }
@@ -155,7 +170,7 @@ BASE_OS_CHOICES = [value for value in choices("base_os") if value != "custom"]
 
 
 def catalogue_of(project: Path) -> dict:
-    return json.loads((project / "src/sagemaker_contract/base_os.json").read_text())
+    return json.loads((project / "src/sagemaker_tools/base_os.json").read_text())
 
 
 @pytest.mark.parametrize("base_os", BASE_OS_CHOICES)

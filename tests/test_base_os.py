@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import COOKIECUTTER_JSON, TEMPLATE
 
-SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "sagemaker_contract" / "os_check.py"
+SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "sagemaker_tools" / "os_check.py"
 spec = importlib.util.spec_from_file_location("os_check", SOURCE)
 os_check = importlib.util.module_from_spec(spec)
 sys.modules["os_check"] = os_check  # dataclasses look their module up while the class is made
@@ -240,12 +240,12 @@ def test_readme_table_is_generated_from_the_data_file():
     assert table, "README.md has no base-os-table markers"
     assert table.group(1) == os_check.readme_table(CATALOGUE), (
         "README's base OS table is out of date; replace it with the output of "
-        "`python3 '{{cookiecutter.project_slug}}/src/sagemaker_contract/os_check.py' table`"
+        "`PYTHONPATH='{{cookiecutter.project_slug}}/src' python3 -m sagemaker_tools base-os-table`"
     )
 
 
 def test_every_choice_has_a_recipe_a_lock_and_an_end_of_life_date():
-    recipes = {p.stem for p in (TEMPLATE / "{{cookiecutter.project_slug}}" / "docker-recipes").glob("*.Dockerfile")}
+    recipes = {p.stem for p in (TEMPLATE / "{{cookiecutter.project_slug}}" / "docker-recipes").glob("*.recipe")}
     for choice_id, entry in CATALOGUE["choices"].items():
         assert entry["recipe"] in recipes, choice_id
         assert CATALOGUE["recipes"][entry["recipe"]]["lock"] in CATALOGUE["locks"]

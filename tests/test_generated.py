@@ -145,7 +145,7 @@ def test_every_base_os_gets_wheels_for_every_framework(project_venv, tmp_path):
     from .conftest import TEMPLATE
 
     source = TEMPLATE / "{{cookiecutter.project_slug}}"
-    catalogue = json.loads((source / "src/sagemaker_contract/base_os.json").read_text())
+    catalogue = json.loads((source / "src/sagemaker_tools/base_os.json").read_text())
     uv = str(project_venv / "bin" / "uv")
     failures = []
     for framework in choices("framework"):

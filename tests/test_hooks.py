@@ -99,13 +99,49 @@ class Base:
 def test_write_dockerfile_is_safe_to_run_twice(tmp_path):
     recipes = tmp_path / "docker-recipes"
     recipes.mkdir()
-    (recipes / "apt.Dockerfile").write_text("ARG BASE_IMAGE=x\nARG PYTHON=y\nFROM ${BASE_IMAGE}\n")
+    (recipes / "Dockerfile.in").write_text("ARG BASE_IMAGE=x\nARG PYTHON=y\n#@ os\nFROM ${BASE_IMAGE}\n")
+    (recipes / "apt.recipe").write_text("# the apt lines\n#@ os\nRUN apt-get update\n")
     post_gen_project.write_dockerfile(tmp_path, Base)
     first = (tmp_path / "Dockerfile").read_text()
     post_gen_project.write_dockerfile(tmp_path, Base)
     assert (tmp_path / "Dockerfile").read_text() == first
-    assert first == "ARG BASE_IMAGE=debian:12-slim\nARG PYTHON=python3\nFROM ${BASE_IMAGE}\n"
+    assert first == "ARG BASE_IMAGE=debian:12-slim\nARG PYTHON=python3\nRUN apt-get update\nFROM ${BASE_IMAGE}\n"
     assert not recipes.exists()
+
+
+SKELETON = """FROM base
+#@ packages
+#@ begin environment
+RUN shared step one
+RUN shared step two
+#@ end environment
+COPY src/ /opt/program/
+"""
+
+
+def test_a_recipe_replaces_markers_and_keeps_the_shared_lines_it_does_not_name():
+    dockerfile = post_gen_project.assemble_dockerfile(SKELETON, "# apt\n#@ packages\nRUN apt-get install python3\n")
+    assert dockerfile == (
+        "FROM base\nRUN apt-get install python3\nRUN shared step one\nRUN shared step two\nCOPY src/ /opt/program/\n"
+    )
+
+
+def test_a_recipe_can_replace_a_whole_block_of_shared_lines():
+    dockerfile = post_gen_project.assemble_dockerfile(SKELETON, "#@ environment\nRUN uv python install\n")
+    assert dockerfile == "FROM base\nRUN uv python install\nCOPY src/ /opt/program/\n"
+
+
+def test_a_recipe_section_with_no_marker_is_an_error():
+    with pytest.raises(ValueError, match="recipe sections with no marker in Dockerfile.in: pakages"):
+        post_gen_project.assemble_dockerfile(SKELETON, "#@ pakages\nRUN apt-get install python3\n")
+
+
+def test_the_recipes_share_every_line_but_their_os_lines():
+    """apt and dnf give their OS packages only; the rest of every Dockerfile is Dockerfile.in's."""
+    recipes = TEMPLATE / "{{cookiecutter.project_slug}}" / "docker-recipes"
+    for recipe in ("apt", "dnf"):
+        sections = post_gen_project.recipe_sections((recipes / f"{recipe}.recipe").read_text())
+        assert set(sections) == {"os-build-packages", "runtime-python"}, recipe
 
 
 def test_write_requirements_picks_the_framework_and_lock_and_is_safe_to_run_twice(tmp_path):
@@ -139,7 +175,7 @@ def test_the_post_generation_hook_can_run_again_on_a_generated_project(cookies, 
     monkeypatch.setattr(post_gen_project, "CONTEXT_JSON", json.dumps(answers))
     monkeypatch.chdir(project)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    for name in [name for name in sys.modules if name.startswith("sagemaker_contract")]:
+    for name in [name for name in sys.modules if name.startswith(("sagemaker_contract", "sagemaker_tools"))]:
         monkeypatch.delitem(sys.modules, name)  # the hook imports the project's own checker
     assert post_gen_project.main() == 0
     after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}

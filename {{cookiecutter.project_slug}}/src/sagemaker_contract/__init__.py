@@ -15,7 +15,7 @@ __all__ = ["Boolean", "Categorical", "Channel", "Continuous", "Dataset", "FreeTe
 def __getattr__(name: str) -> object:
     # Dataset needs numpy; import it only when asked so `describe` stays light.
     if name == "Dataset":
-        from .datasets import Dataset
+        from .training_data import Dataset
 
         return Dataset
     raise AttributeError(name)

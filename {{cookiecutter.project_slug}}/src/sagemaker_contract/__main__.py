@@ -60,14 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         from .local import main as local_tree
 
         return local_tree(args[1:])
-    if command == "docs":
-        from .docs import main as docs
-
-        return docs(args[1:])
-    if command == "package-model":
-        from .packaging import main as package_model
-
-        return package_model(args[1:])
     shown = repr(command) if command else "nothing"
     print(f"{shown} is not a command this image runs. {USAGE} (SageMaker runs `train` and `serve`)", file=sys.stderr)
     return 2

@@ -24,7 +24,7 @@ from pathlib import Path
 
 MEBIBYTE = 1024 * 1024
 
-# Bodies are decoded, predicted and encoded this much text at a time (codecs.SLICE_BYTES). A
+# Bodies are decoded, predicted and encoded this much text at a time (formats.SLICE_BYTES). A
 # slice's working memory (text, parsed records, rows, predictions, encoded answer) is counted at
 # this many times its size: measured up to about 12x for CSV and 30x for JSON of single digits
 # (a float object, a list slot and a line or record around them for every two bytes of text).

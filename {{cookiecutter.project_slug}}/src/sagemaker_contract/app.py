@@ -2,7 +2,7 @@
 
     GET  /ping                  200 with an empty body once the model is loaded; 503 and the
                                 reason while it is not (SageMaker allows each ping 2 s)
-    POST /invocations           records in, one prediction per record out (see codecs.py)
+    POST /invocations           records in, one prediction per record out (see formats.py)
     GET  /execution-parameters  what batch transform should send (MultiRecord, payload size)
 
 Client mistakes get a 4xx and a one-line text/plain reason; they never reach predict() with
@@ -29,9 +29,11 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import codecs
+from . import formats
 from .admission import MemoryBudget, Overloaded, TooLarge, request_cost
 from .batching import BatchingPredictor, PredictionError, WorkerStuck
+from .errors import ClientError
+from .formats import Formats
 from .settings import MEBIBYTE, Settings
 
 log = logging.getLogger("serve")
@@ -49,6 +51,7 @@ class ModelState:
 
     predictor: BatchingPredictor | None = None
     feature_count: int | None = None
+    formats: Formats = field(default_factory=Formats)  # the built-in ones, plus the project's
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -103,22 +106,22 @@ class InferenceApp:
         try:
             if path == "/invocations":
                 if method != "POST":
-                    raise codecs.ClientError(405, "use POST for /invocations")
+                    raise ClientError(405, "use POST for /invocations")
                 await self._invocations(scope, receive, send)
             elif path == "/ping":
                 if method not in ("GET", "HEAD"):
-                    raise codecs.ClientError(405, "use GET for /ping")
+                    raise ClientError(405, "use GET for /ping")
                 await self._ping(send)
             elif path == "/execution-parameters":
                 if method != "GET":
-                    raise codecs.ClientError(405, "use GET for /execution-parameters")
+                    raise ClientError(405, "use GET for /execution-parameters")
                 await _respond(send, 200, self._execution_parameters, b"application/json")
             else:
-                raise codecs.ClientError(
+                raise ClientError(
                     404,
                     f"no such path {path[:100]!r}; this server answers /ping, /invocations and /execution-parameters",
                 )
-        except codecs.ClientError as error:
+        except ClientError as error:
             if path == "/invocations":
                 log.warning("%d %s: %s", error.status, path, error.message)
             extra = _RETRY if error.status == 503 else ()
@@ -178,22 +181,22 @@ class InferenceApp:
             # Read nothing: the client learns at once, and /ping already says the same.
             await _respond(send, 503, f"model not loaded: {self.state.error}\n".encode(), _TEXT)
             return
-        request_kind = codecs.request_type(headers.get("content-type", ""))
-        response_kind = codecs.response_type(headers.get("accept", ""), request_kind)
+        request_kind = self.state.formats.request_type(headers.get("content-type", ""))
+        response_kind = self.state.formats.response_type(headers.get("accept", ""), request_kind)
         limit = self.settings.max_body_bytes
         declared = _content_length(headers)
         if declared is not None and declared > limit:
-            raise codecs.ClientError(413, _too_large(declared, limit))
+            raise ClientError(413, _too_large(declared, limit))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.timeout_seconds
         # Before reading the body: reserve what this request will hold (admission.py). Without
         # Content-Length (chunked), start small and grow while reading.
-        cost = request_cost(request_kind, declared if declared is not None else codecs.SLICE_BYTES)
+        cost = request_cost(request_kind, declared if declared is not None else formats.SLICE_BYTES)
         try:
             wait = min(self.settings.admission_wait_seconds, float(self.settings.timeout_seconds))
             reservation = await self.budget.acquire(cost, wait)
         except TooLarge:
-            raise codecs.ClientError(413, self._over_budget(cost)) from None
+            raise ClientError(413, self._over_budget(cost)) from None
         except Overloaded:
             log.warning("503 /invocations: no memory free for a %s body within the admission wait", _size(declared))
             await _respond(send, 503, _OVERLOADED, _TEXT, _RETRY)
@@ -227,15 +230,15 @@ class InferenceApp:
         predictor = self.state.predictor
         expected = self.state.feature_count
         loop = asyncio.get_running_loop()
-        parts = []
+        answer = self.state.formats.answer(response_kind)
         records = 0
-        slices = codecs.decode_slices(request_kind, body)
+        slices = self.state.formats.decode_slices(request_kind, body)
         while True:
             rows = next(slices, None)  # decoding a slice: a few milliseconds at most
             if rows is None:
                 break
-            if expected is not None and rows.shape[1] != expected:
-                raise codecs.ClientError(
+            if expected is not None and getattr(rows, "ndim", 0) == 2 and rows.shape[1] != expected:
+                raise ClientError(
                     400,
                     f"records have {rows.shape[1]} features; this model takes {expected} "
                     "(the label column is not sent)",
@@ -245,7 +248,7 @@ class InferenceApp:
                 if remaining <= 0:
                     raise asyncio.TimeoutError
                 predictions = await asyncio.wait_for(predictor.predict(rows), remaining)
-                part = codecs.encode_part(response_kind, predictions)
+                answer.add(predictions)
             except asyncio.TimeoutError:
                 raise _ServerError(
                     504,
@@ -253,11 +256,11 @@ class InferenceApp:
                     f"prediction of {records + len(rows)} records took over MODEL_SERVER_TIMEOUT="
                     f"{self.settings.timeout_seconds} s",
                 ) from None
-            except (WorkerStuck, codecs.ClientError):
+            except (WorkerStuck, ClientError):
                 raise
             except ValueError as error:
                 # Models raise ValueError for input they cannot take (NaN, out-of-domain values...).
-                raise codecs.ClientError(400, "the model rejected the records: " + _one_line(error)) from None
+                raise ClientError(400, "the model rejected the records: " + _one_line(error)) from None
             except PredictionError as error:
                 raise _ServerError(500, "predict() broke the serving contract", str(error)) from None
             except Exception as error:  # noqa: BLE001 - a server error must not kill the worker
@@ -268,23 +271,30 @@ class InferenceApp:
                     traceback=True,
                 ) from error
             records += len(rows)
-            parts.append(part)
             del rows, predictions
             await asyncio.sleep(0)  # let /ping and other requests in between slices
-        return codecs.assemble(response_kind, parts)
+        try:
+            return answer.body()
+        except Exception as error:  # noqa: BLE001 - the project's encode() failed: a server error
+            raise _ServerError(
+                500,
+                "internal error while encoding the answer",
+                f"encoding {records} predictions as {response_kind} failed: {type(error).__name__}: {_one_line(error)}",
+                traceback=True,
+            ) from error
 
     async def _read_body(self, declared: int | None, receive: Receive, kind: str, reservation: Any) -> bytearray:
         """The body, into one buffer (no list of chunks joined at the end: half the copies)."""
         limit = self.settings.max_body_bytes
         body = bytearray()
-        reserved_for = declared if declared is not None else codecs.SLICE_BYTES
+        reserved_for = declared if declared is not None else formats.SLICE_BYTES
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected()
             chunk = message.get("body", b"")
             if len(body) + len(chunk) > limit:
-                raise codecs.ClientError(413, _too_large(len(body) + len(chunk), limit))
+                raise ClientError(413, _too_large(len(body) + len(chunk), limit))
             body += chunk
             if len(body) > reserved_for:
                 # A body longer than announced, or chunked: reserve for what has come.
@@ -305,7 +315,7 @@ class InferenceApp:
         )
 
 
-class WorkerOverloadedWhileReading(codecs.ClientError):
+class WorkerOverloadedWhileReading(ClientError):
     """A body without Content-Length outgrew the memory free for it: 503, like any shed request."""
 
     def __init__(self) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import InvalidHyperparameter
+
 # Limits from the SageMaker API model (botocore's sagemaker service-2.json).
 MAX_HYPERPARAMETERS = 100
 MAX_CATEGORICAL_VALUES = 30
@@ -25,10 +27,6 @@ HYPERPARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,255}$")
 METRIC_NAME = re.compile(r"^.{1,255}$")
 
 _NOT_SET = object()
-
-
-class InvalidHyperparameter(ValueError):
-    """A hyperparameter value that does not fit its declaration (one line, names the value)."""
 
 
 def _unquote(text: str) -> str:

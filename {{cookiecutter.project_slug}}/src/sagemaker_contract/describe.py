@@ -7,27 +7,28 @@ from __future__ import annotations
 
 import json
 import sys
-from types import ModuleType
 from typing import Any
 
-from .codecs import SUPPORTED
-from .project import user_module
+from .adapter import UserModule, load_user_module
+from .formats import Formats
 
 
-def declaration(user: ModuleType) -> dict[str, Any]:
-    metrics = list(getattr(user, "METRICS", []))
+def declaration(user: UserModule) -> dict[str, Any]:
+    formats = Formats.of(user)
     return {
-        "module": user.__name__,
-        "hyperparameters": [item.specification() for item in getattr(user, "HYPERPARAMETERS", [])],
-        "channels": [channel.specification() for channel in getattr(user, "CHANNELS", [])],
-        "metric_definitions": [metric.definition() for metric in metrics],
-        "tuning_objectives": [{"Type": metric.goal, "MetricName": metric.name} for metric in metrics if metric.goal],
-        "content_types": list(SUPPORTED),
-        "response_types": list(SUPPORTED),
+        "module": user.name,
+        "hyperparameters": [item.specification() for item in user.hyperparameters],
+        "channels": [channel.specification() for channel in user.channels],
+        "metric_definitions": [metric.definition() for metric in user.metrics],
+        "tuning_objectives": [
+            {"Type": metric.goal, "MetricName": metric.name} for metric in user.metrics if metric.goal
+        ],
+        "content_types": list(formats.request_types),
+        "response_types": list(formats.response_types),
     }
 
 
-def main(module: ModuleType | None = None) -> int:
-    json.dump(declaration(module or user_module(())), sys.stdout, indent=2)
+def main(user: UserModule | None = None) -> int:
+    json.dump(declaration(user or load_user_module(())), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

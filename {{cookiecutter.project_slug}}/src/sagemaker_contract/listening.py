@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 
-from .opt_ml import ContractError
+from .errors import ContractError
 from .settings import Settings
 
 BACKLOG = 2048  # Connections the kernel queues while the model loads or every worker is busy.

@@ -15,16 +15,15 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from types import ModuleType
 
-from .declaration import InvalidHyperparameter
-from .opt_ml import ContractError, OptMl
-from .project import TRAINING_DECLARATIONS, user_module
+from .adapter import UserModule, load_user_module
+from .errors import ContractError
+from .opt_ml import OptMl
 
 
-def write_tree(root: Path, data: Path, user: ModuleType, overrides: dict[str, str] | None = None) -> OptMl:
+def write_tree(root: Path, data: Path, user: UserModule, overrides: dict[str, str] | None = None) -> OptMl:
     opt_ml = OptMl(root)
-    declared = {item.name: item for item in user.HYPERPARAMETERS}
+    declared = {item.name: item for item in user.hyperparameters}
     hyperparameters = {name: item.default_text() for name, item in declared.items() if item.default_text() is not None}
     for name, value in (overrides or {}).items():
         if name not in declared:
@@ -32,7 +31,7 @@ def write_tree(root: Path, data: Path, user: ModuleType, overrides: dict[str, st
         declared[name].parse(value)
         hyperparameters[name] = value
     channels = {}
-    for channel in user.CHANNELS:
+    for channel in user.channels:
         source = data / channel.name
         if not source.is_dir():
             if channel.required:
@@ -75,8 +74,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--set", dest="overrides", type=_assignment, action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
     try:
-        write_tree(args.root, args.data, user_module(TRAINING_DECLARATIONS), dict(args.overrides))
-    except (ContractError, InvalidHyperparameter) as error:
+        user = load_user_module(("HYPERPARAMETERS", "CHANNELS", "METRICS"))
+        write_tree(args.root, args.data, user, dict(args.overrides))
+    except ContractError as error:
         print(f"local-tree: {error}", file=sys.stderr)
         return 2
     print(f"local-tree: wrote {args.root}", file=sys.stderr)

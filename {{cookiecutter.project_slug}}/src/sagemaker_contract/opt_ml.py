@@ -12,12 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import ContractError
+
 DEFAULT_ROOT = Path("/opt/ml")
 FAILURE_REASON_LIMIT = 1024
-
-
-class ContractError(Exception):
-    """A problem with what SageMaker (or a local run) handed the container; one clear line."""
 
 
 class OptMl:

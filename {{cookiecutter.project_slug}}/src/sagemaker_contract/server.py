@@ -26,7 +26,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -35,9 +34,12 @@ from uvicorn_worker import UvicornWorker
 from . import admission, listening
 from .app import InferenceApp, ModelState
 from .batching import BatchingPredictor
-from .metadata import incompatibility, read_metadata
-from .opt_ml import ContractError, OptMl
-from .project import FRAMEWORK, SERVING_FUNCTIONS, user_module
+from .adapter import SERVING, UserModule, load_user_module
+from .errors import ContractError
+from .formats import Formats
+from .model_metadata import incompatibility, read_metadata
+from .opt_ml import OptMl
+from .project import FRAMEWORK
 from .settings import Settings
 
 log = logging.getLogger("serve")
@@ -84,16 +86,17 @@ def model_dirs(opt_ml: OptMl) -> list[Path]:
 
 
 def load_model(
-    module: ModuleType | None = None, dirs: Sequence[Path] | None = None, settings: Settings | None = None
+    user: UserModule | None = None, dirs: Sequence[Path] | None = None, settings: Settings | None = None
 ) -> ModelState:
     """Load the project's model; on failure, a state that explains why in one line."""
     settings = settings or Settings()
     dirs = list(dirs or model_dirs(OptMl()))
     started = time.monotonic()
     try:
-        user = module or user_module(SERVING_FUNCTIONS)
+        user = (user or load_user_module(SERVING)).require(SERVING)
     except Exception as error:  # noqa: BLE001 - reported through /ping and the log
         return ModelState(error=f"cannot import the project's model module: {type(error).__name__}: {error}")
+    assert user.load is not None and user.predict is not None
     found = next((d for d in dirs if d.is_dir() and any(d.iterdir())), None)
     if found is None:
         looked = " or ".join(str(d) for d in dirs)
@@ -120,7 +123,7 @@ def load_model(
     predictor = BatchingPredictor(
         model,
         user.predict,
-        batching=getattr(user, "SUPPORTS_BATCHING", True),
+        batching=user.supports_batching,
         max_batch_rows=settings.batch_max_rows,
         window_seconds=settings.batch_window_seconds,
         # A call still running a second after its callers' deadline (they have had their 504) is
@@ -131,6 +134,7 @@ def load_model(
     return ModelState(
         predictor=predictor,
         feature_count=feature_count if isinstance(feature_count, int) else None,
+        formats=Formats.of(user),
         details={"model_dir": str(found), "load_seconds": round(time.monotonic() - started, 3)},
     )
 

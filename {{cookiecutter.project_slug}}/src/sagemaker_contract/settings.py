@@ -26,7 +26,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .opt_ml import ContractError
+from .errors import ContractError
 
 MEBIBYTE = 1024 * 1024
 REALTIME_PAYLOAD_MB = 6  # InvokeEndpoint's limit: 6 MB (6,291,456 bytes) each way.

@@ -1,7 +1,8 @@
 """SageMaker's training contract: what `docker run IMAGE train` does.
 
-1. Read /opt/ml/input/config: hyperparameters.json (all values are strings), inputdataconfig.json
-   and resourceconfig.json. Missing or minimal files are tolerated, as local runs write them.
+1. Read /opt/ml/input/config once (training_job.py): hyperparameters.json (all values are
+   strings), inputdataconfig.json and resourceconfig.json. Missing or minimal files are tolerated,
+   as local runs write them.
 2. Check the hyperparameters and channels against the project's declaration; report every
    problem at once.
 3. Read each channel (CSV, label first, no header), call the project's `fit`, print the metrics
@@ -23,14 +24,16 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType, ModuleType
-from typing import Any
+from types import FrameType
 
-from .datasets import Dataset, read_csv_channel
-from .declaration import InvalidHyperparameter, declaration_problems, parse_hyperparameters
-from .metadata import write_metadata
-from .opt_ml import FAILURE_REASON_LIMIT, ContractError, OptMl
-from .project import FRAMEWORK, TRAINING_DECLARATIONS, TRAINING_FUNCTIONS, ProjectError, user_module
+from .adapter import TRAINING, UserModule, load_user_module
+from .declaration import declaration_problems, parse_hyperparameters
+from .errors import ContractError, ProjectError
+from .model_metadata import write_metadata
+from .opt_ml import FAILURE_REASON_LIMIT, OptMl
+from .project import FRAMEWORK
+from .training_data import Dataset, read_csv_channel
+from .training_job import Cluster, TrainingJob
 
 log = logging.getLogger("train")
 
@@ -73,21 +76,21 @@ class _SigtermStop:
             self._deferring = False
 
 
-def run(opt_ml: OptMl | None = None, module: ModuleType | None = None) -> int:
+def run(opt_ml: OptMl | None = None, user: UserModule | None = None) -> int:
     """Train once, as SageMaker does. Returns the process exit code."""
     opt_ml = opt_ml or OptMl()
     stop = _SigtermStop()
     started = time.monotonic()
     try:
         with stop.installed():
-            _train(opt_ml, module, stop)
+            _train(opt_ml, user, stop)
     except TrainingStopped:
         return _fail(
             opt_ml,
             "training stopped by SIGTERM (StopTrainingJob or MaxRuntimeInSeconds) before the model was saved",
             EXIT_STOPPED,
         )
-    except (ContractError, InvalidHyperparameter, ProjectError) as error:
+    except (ContractError, ProjectError) as error:
         return _fail(opt_ml, str(error), EXIT_FAILED)
     except Exception as error:  # noqa: BLE001 - anything from user code must become a reason
         traceback.print_exc()
@@ -96,24 +99,27 @@ def run(opt_ml: OptMl | None = None, module: ModuleType | None = None) -> int:
     return 0
 
 
-def _train(opt_ml: OptMl, module: ModuleType | None, stop: _SigtermStop) -> None:
-    user = module or user_module(TRAINING_FUNCTIONS + TRAINING_DECLARATIONS)
-    problems = declaration_problems(user.HYPERPARAMETERS, user.CHANNELS, user.METRICS)
+def _train(opt_ml: OptMl, user: UserModule | None, stop: _SigtermStop) -> None:
+    user = (user or load_user_module(TRAINING)).require(TRAINING)
+    problems = declaration_problems(user.hyperparameters, user.channels, user.metrics)
     if problems:
-        raise ProjectError(f"the declaration in {user.__file__} is invalid: " + "; ".join(problems))
+        raise ProjectError(f"the declaration in {user.file} is invalid: " + "; ".join(problems))
 
-    hyperparameters, warnings = parse_hyperparameters(opt_ml.hyperparameters(), user.HYPERPARAMETERS)
+    job = TrainingJob.read(opt_ml)
+    hyperparameters, warnings = parse_hyperparameters(job.hyperparameters, user.hyperparameters)
     for warning in warnings:
         log.warning("%s", warning)
-    is_leader = _check_resources(opt_ml.resource_config())
-    datasets = _read_channels(opt_ml, user)
+    _log_cluster(job.cluster)
+    datasets = _read_channels(job, user)
     log.info(
         "training on %s with %s",
         ", ".join(f"{name}: {len(data)} rows" for name, data in datasets.items() if data is not None),
         json.dumps({k: v for k, v in hyperparameters.items() if v is not None}, default=str),
     )
 
-    model = user.fit(hyperparameters, **datasets)
+    assert user.fit is not None and user.evaluate is not None and user.save is not None
+    extra = {"job": job} if user.fit_takes_job else {}
+    model = user.fit(hyperparameters, **datasets, **extra)
 
     metrics: dict[str, float] = {}
     for channel, data in datasets.items():
@@ -123,7 +129,7 @@ def _train(opt_ml: OptMl, module: ModuleType | None, stop: _SigtermStop) -> None
             metrics[f"{channel}:{name}"] = float(value)
     _print_metrics(metrics, user)
 
-    if not is_leader:
+    if not job.cluster.is_leader:
         log.info("not the first host; leaving /opt/ml/model to the first host")
         return
     with stop.deferred():
@@ -142,37 +148,28 @@ def _train(opt_ml: OptMl, module: ModuleType | None, stop: _SigtermStop) -> None
         (opt_ml.output_data_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
-def _first_required(user: ModuleType) -> str:
-    return next(channel.name for channel in user.CHANNELS if channel.required)
+def _first_required(user: UserModule) -> str:
+    return next(channel.name for channel in user.channels if channel.required)
 
 
-def _check_resources(resource_config: dict[str, Any]) -> bool:
-    """Log where we run; returns whether this host should write the model."""
-    hosts: list[str] = list(resource_config.get("hosts") or [])
-    current = resource_config.get("current_host")
-    if len(hosts) > 1:
+def _log_cluster(cluster: Cluster) -> None:
+    if cluster.world_size > 1:
         log.warning(
             "%d hosts in resourceconfig.json; this algorithm trains on one instance, so every "
             "host trains on its own copy of the data and only %s saves the model",
-            len(hosts),
-            hosts[0],
+            cluster.world_size,
+            cluster.hosts[0],
         )
-    return not hosts or current is None or current == hosts[0]
 
 
-def _read_channels(opt_ml: OptMl, user: ModuleType) -> dict[str, Dataset | None]:
-    config = opt_ml.input_data_config()
-    declared = {channel.name: channel for channel in user.CHANNELS}
-    if config:
-        delivered = set(config)
-    else:
-        # No inputdataconfig.json (a minimal local run): the directories are the channels.
-        delivered = {p.name for p in opt_ml.data_dir.iterdir() if p.is_dir()} if opt_ml.data_dir.is_dir() else set()
+def _read_channels(job: TrainingJob, user: UserModule) -> dict[str, Dataset | None]:
+    declared = {channel.name: channel for channel in user.channels}
+    delivered = set(job.channels)
     for name in sorted(delivered - set(declared)):
         log.warning("ignoring channel %r: this algorithm declares %s", name, ", ".join(declared))
     missing = [name for name, channel in declared.items() if channel.required and name not in delivered]
     if missing:
-        wanted = ", ".join(f"{c.name} ({'required' if c.required else 'optional'})" for c in user.CHANNELS)
+        wanted = ", ".join(f"{c.name} ({'required' if c.required else 'optional'})" for c in user.channels)
         raise ContractError(
             f"the training job has no {' or '.join(repr(m) for m in missing)} channel; "
             f"this algorithm takes the channels {wanted}"
@@ -182,19 +179,18 @@ def _read_channels(opt_ml: OptMl, user: ModuleType) -> dict[str, Dataset | None]
         if name not in delivered:
             datasets[name] = None
             continue
-        settings = config.get(name) or {}
-        mode = settings.get("TrainingInputMode", "File")
-        if mode not in READABLE_INPUT_MODES:
+        channel = job.channels[name]
+        if channel.input_mode not in READABLE_INPUT_MODES:
             raise ContractError(
-                f"channel {name!r} uses {mode} input mode; this algorithm reads files, so use "
+                f"channel {name!r} uses {channel.input_mode} input mode; this algorithm reads files, so use "
                 f"{' or '.join(READABLE_INPUT_MODES)}"
             )
-        if settings.get("RecordWrapperType", "None") not in ("None", None):
+        if channel.record_wrapper != "None":
             raise ContractError(
-                f"channel {name!r} wraps records as {settings['RecordWrapperType']}; this "
+                f"channel {name!r} wraps records as {channel.record_wrapper}; this "
                 "algorithm reads plain CSV, so set RecordWrapperType to None"
             )
-        datasets[name] = read_csv_channel(name, opt_ml.channel_dir(name))
+        datasets[name] = read_csv_channel(name, channel.directory)
     widths = {name: data.feature_count for name, data in datasets.items() if data is not None}
     if len(set(widths.values())) > 1:
         raise ContractError(
@@ -205,8 +201,8 @@ def _read_channels(opt_ml: OptMl, user: ModuleType) -> dict[str, Dataset | None]
     return datasets
 
 
-def _print_metrics(metrics: dict[str, float], user: ModuleType) -> None:
-    declared = {metric.name: metric for metric in user.METRICS}
+def _print_metrics(metrics: dict[str, float], user: UserModule) -> None:
+    declared = {metric.name: metric for metric in user.metrics}
     for name, value in metrics.items():
         metric = declared.get(name)
         # stdout, one line each, in exactly the form the declared regexes match.

@@ -163,8 +163,8 @@ def served_model(request, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def planned():
     """The request `make publish DRY_RUN=1` would write, built from this project."""
-    from sagemaker_contract.publishing.config import load_settings
-    from sagemaker_contract.publishing.publish import plan
+    from sagemaker_tools.publishing.config import load_settings
+    from sagemaker_tools.publishing.publish import plan
 
     return plan(load_settings(PROJECT, {}), dry_run=True)
 

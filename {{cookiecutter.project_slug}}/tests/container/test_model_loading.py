@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from sagemaker_contract.metadata import METADATA_FILE
+from sagemaker_contract.model_metadata import METADATA_FILE
 from sagemaker_contract.project import FRAMEWORK
 
 from .conftest import ROWS_BODY, Server, docker

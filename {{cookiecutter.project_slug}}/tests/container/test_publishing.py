@@ -5,7 +5,7 @@ pyproject.toml; these tests hold it against the built image. Rehearsals of the v
 profile SageMaker will run are in test_train.py (algorithms) and test_model_package.py.
 """
 
-from sagemaker_contract.project import PRODUCT
+from sagemaker_contract.project import PRODUCT, USER_MODULE
 
 from .conftest import python_in
 
@@ -28,7 +28,18 @@ def test_the_request_declares_what_the_image_describes(planned, declaration):
     assert inference["SupportedResponseMIMETypes"] == declaration["response_types"]
 
 
-def test_the_publishing_code_stays_out_of_the_image(image):
-    """It runs on your machine and needs boto3; the image carries only what SageMaker runs."""
-    found = python_in(image, "import importlib.util; print(importlib.util.find_spec('sagemaker_contract.publishing'))")
-    assert found.stdout.strip() == "None"
+RUNTIME_ONLY = """
+import importlib.util, os, sys
+print(importlib.util.find_spec("sagemaker_tools"))
+print(sorted(name for name in os.listdir("/opt/program") if not name.startswith(".")))
+print(sorted(sys.modules.keys() & {"boto3", "botocore"}))
+"""
+
+
+def test_the_image_holds_the_runtime_only(image):
+    """The host tools (publishing, docs, package-model, the OS check) run on your machine and need
+    boto3; the image carries only what SageMaker runs: the runtime and the project's own package."""
+    found, listed, imported = python_in(image, RUNTIME_ONLY).stdout.strip().splitlines()
+    assert found == "None"
+    assert listed == str(sorted(["sagemaker_contract", USER_MODULE.split(".")[0]]))
+    assert imported == "[]"

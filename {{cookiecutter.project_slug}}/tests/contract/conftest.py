@@ -1,34 +1,10 @@
-"""Helpers for the contract's unit tests: /opt/ml trees and stand-in project modules."""
+"""Fixtures for the contract's unit tests: /opt/ml trees (stand-in modules: tests/stand_ins.py)."""
 
 import json
-import types
-from pathlib import Path
 
 import pytest
 
-from sagemaker_contract.declaration import Channel, Integer, Metric
 from sagemaker_contract.opt_ml import OptMl
-
-SAMPLE_DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-def fake_module(**overrides):
-    """A minimal project module; tests override single functions to provoke failures."""
-    module = types.ModuleType("fake_model")
-    module.__file__ = "/project/src/fake/model.py"
-    module.HYPERPARAMETERS = [Integer("depth", min_value=1, max_value=5, default=2)]
-    module.CHANNELS = [Channel("train"), Channel("validation", required=False)]
-    module.METRICS = [Metric("train:rows"), Metric("validation:rows", goal="Maximize")]
-    module.fit = lambda hyperparameters, train, validation=None: {"depth": hyperparameters["depth"]}
-    module.evaluate = lambda model, data: {"rows": len(data)}
-    module.save = lambda model, model_dir: (model_dir / "model.json").write_text(json.dumps(model))
-    module.load = lambda model_dir: json.loads((model_dir / "model.json").read_text())
-    module.predict = lambda model, features: [model["depth"]] * len(features)
-    module.example_model = lambda train: {"depth": 1}
-    for name, value in overrides.items():
-        setattr(module, name, value)
-    return module
-
 
 @pytest.fixture
 def opt_ml(tmp_path):

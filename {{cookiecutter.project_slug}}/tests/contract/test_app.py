@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from sagemaker_contract import codecs
+from sagemaker_contract import formats
 from sagemaker_contract.admission import MemoryBudget, request_cost
 from sagemaker_contract.app import InferenceApp, ModelState
 from sagemaker_contract.batching import BatchingPredictor
@@ -237,7 +237,7 @@ def test_hostile_bodies_are_a_400_with_one_line(content_type, body, message, cap
 def test_a_large_body_is_answered_in_order_across_slices(accept):
     rows = np.arange(3 * 60_000, dtype=float).reshape(-1, 3)  # about 1.9 MB of CSV: several slices
     body = "".join(f"{a:g},{b:g},{c:g}\n" for a, b, c in rows.tolist()).encode()
-    assert len(body) > 4 * codecs.SLICE_BYTES
+    assert len(body) > 4 * formats.SLICE_BYTES
     status, _, answer = invoke(make_app(), body, accept=accept)
     assert status == 200
     if accept == "application/json":
@@ -364,9 +364,9 @@ def test_waiting_requests_are_admitted_in_arrival_order():
 
 
 def test_a_chunked_body_that_outgrows_the_free_memory_is_503():
-    budget = MemoryBudget(request_cost("text/csv", codecs.SLICE_BYTES) + 1024)
+    budget = MemoryBudget(request_cost("text/csv", formats.SLICE_BYTES) + 1024)
     row = b"1,2,3\n"
-    chunk = row * (codecs.SLICE_BYTES // len(row))
+    chunk = row * (formats.SLICE_BYTES // len(row))
     status, headers, answer = invoke(make_app(budget=budget), b"", chunks=[chunk, chunk, chunk])
     assert status == 503 and headers[b"retry-after"] == b"1" and answer.startswith(b"server busy")
     assert budget.in_use == 0

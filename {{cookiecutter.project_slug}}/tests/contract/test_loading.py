@@ -3,10 +3,10 @@
 import json
 import warnings
 
-from sagemaker_contract.metadata import METADATA_FILE, incompatibility, write_metadata
+from sagemaker_contract.model_metadata import METADATA_FILE, incompatibility, write_metadata
 from sagemaker_contract.server import load_model
 
-from .conftest import fake_module
+from stand_ins import fake_module
 
 
 def saved_model(directory, **metadata):

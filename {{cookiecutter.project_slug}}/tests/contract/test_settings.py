@@ -2,7 +2,7 @@
 
 import pytest
 
-from sagemaker_contract.opt_ml import ContractError
+from sagemaker_contract.errors import ContractError
 from sagemaker_contract.settings import MEBIBYTE, Settings
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from sagemaker_contract import training
-from sagemaker_contract.metadata import METADATA_FILE
+from sagemaker_contract.model_metadata import METADATA_FILE
 
-from .conftest import fake_module
+from stand_ins import fake_module
 
 
 def test_success_saves_the_model_prints_metrics_and_writes_no_failure(opt_ml, capsys):

@@ -8,10 +8,10 @@ import botocore.session
 import pytest
 from botocore.credentials import CredentialResolver
 
-from sagemaker_contract.publishing import PublishError
-from sagemaker_contract.publishing.aws import NO_CREDENTIALS, Clients
-from sagemaker_contract.publishing.images import image_tag, read_record
-from sagemaker_contract.publishing.push import push
+from sagemaker_tools.publishing import PublishError
+from sagemaker_tools.publishing.aws import NO_CREDENTIALS, Clients
+from sagemaker_tools.publishing.images import image_tag, read_record
+from sagemaker_tools.publishing.push import push
 
 from .publishing_support import ACCOUNT, DIGEST, REGION, FakeDocker, NoAws, copy_project, settings_for, stubbed
 

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from sagemaker_contract.docs import updated
-from sagemaker_contract.project import user_module
+from sagemaker_contract.adapter import load_user_module
+from sagemaker_tools.readme_tables import updated
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_tables_match_the_declaration():
     readme = README.read_text()
-    assert updated(readme, user_module(())) == readme, "README.md's tables are out of date: run `make docs`"
+    assert updated(readme, load_user_module(())) == readme, "README.md's tables are out of date: run `make docs`"

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 import pytest
 from botocore.stub import ANY
 
-from sagemaker_contract.publishing import PublishError
-from sagemaker_contract.publishing.images import PushedImage, write_record
-from sagemaker_contract.publishing.publish import plan, publish
+from sagemaker_tools.publishing import PublishError
+from sagemaker_tools.publishing.images import PushedImage, write_record
+from sagemaker_tools.publishing.publish import plan, publish
 
 from .publishing_support import ACCOUNT, ALGORITHM, DIGEST, copy_project, model_package_module, settings_for, stubbed
 

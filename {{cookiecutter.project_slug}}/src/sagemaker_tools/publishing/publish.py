@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import botocore
 
-from .. import describe
-from ..declaration import declaration_problems
-from ..project import user_module
+from sagemaker_contract import describe
+from sagemaker_contract.adapter import UserModule, load_user_module
+from sagemaker_contract.declaration import declaration_problems
 from . import PublishError
 from .aws import Clients, aws_errors
 from .config import Settings
@@ -53,15 +52,13 @@ class Plan:
     placeholders: list[str] = field(default_factory=list)
 
 
-def plan(settings: Settings, *, dry_run: bool, user: ModuleType | None = None, clients: Clients | None = None) -> Plan:
+def plan(settings: Settings, *, dry_run: bool, user: UserModule | None = None, clients: Clients | None = None) -> Plan:
     """Build and check the request; raise PublishError (one line per problem) if it is not sound."""
     product = PRODUCTS[settings.product]
-    user = user or user_module(())
+    user = user or load_user_module(())
     declaration = describe.declaration(user)
     if product.trains:
-        problems = declaration_problems(
-            getattr(user, "HYPERPARAMETERS", []), getattr(user, "CHANNELS", []), getattr(user, "METRICS", [])
-        )
+        problems = declaration_problems(user.hyperparameters, user.channels, user.metrics)
         if problems:
             raise PublishError(*(f"model.py: {problem}" for problem in problems))
     placeholders: list[str] = []
@@ -101,7 +98,7 @@ def plan(settings: Settings, *, dry_run: bool, user: ModuleType | None = None, c
         model_data=model_data,
     )
     hyperparameters = (
-        validation_hyperparameters(getattr(user, "HYPERPARAMETERS", []), settings.validation_hyperparameters)
+        validation_hyperparameters(user.hyperparameters, settings.validation_hyperparameters)
         if product.trains
         else {}
     )
@@ -165,7 +162,7 @@ def write_dry_run(settings: Settings, planned: Plan) -> list[Path]:
     return sorted(output.iterdir())
 
 
-def dry_run(settings: Settings, *, say: Callable[[str], None] = print, user: ModuleType | None = None) -> list[Path]:
+def dry_run(settings: Settings, *, say: Callable[[str], None] = print, user: UserModule | None = None) -> list[Path]:
     planned = plan(settings, dry_run=True, user=user)
     written = write_dry_run(settings, planned)
     name = planned.request[planned.product.name_key]
@@ -187,7 +184,7 @@ def publish(
     *,
     clients: Clients | None = None,
     say: Callable[[str], None] = print,
-    user: ModuleType | None = None,
+    user: UserModule | None = None,
     poll_seconds: float = POLL_SECONDS,
     max_wait_seconds: float = MAX_WAIT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,

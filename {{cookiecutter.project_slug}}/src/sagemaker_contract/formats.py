@@ -28,10 +28,12 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Union
 
 import numpy as np
+
+from .errors import ClientError
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -45,15 +47,6 @@ _NOT_SPACE = re.compile(rb"\S")
 _TRAILING_SPACE = re.compile(rb"\s+\Z")
 
 
-class ClientError(Exception):
-    """A request the client must change; answered with `status` and this one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def parse_media_type(header: str) -> tuple[str, dict[str, str]]:
     """`text/csv; charset=utf-8` -> ("text/csv", {"charset": "utf-8"})."""
     kind, _, rest = header.partition(";")
@@ -65,26 +58,28 @@ def parse_media_type(header: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), params
 
 
-def request_type(header: str) -> str:
+def request_type(header: str, supported: Sequence[str] = SUPPORTED) -> str:
     """The supported media type a Content-Type header names, or ClientError 415."""
     if not header.strip():
-        raise ClientError(415, f"missing Content-Type; send one of {', '.join(SUPPORTED)}")
+        raise ClientError(415, f"missing Content-Type; send one of {', '.join(supported)}")
     kind, params = parse_media_type(header)
-    if kind not in SUPPORTED:
-        raise ClientError(415, f"Content-Type {kind!r} is not supported; send one of {', '.join(SUPPORTED)}")
+    if kind not in supported:
+        raise ClientError(415, f"Content-Type {kind!r} is not supported; send one of {', '.join(supported)}")
     charset = params.get("charset")
-    if charset is not None and charset not in _TEXT_CHARSETS:
+    if kind in SUPPORTED and charset is not None and charset not in _TEXT_CHARSETS:
         raise ClientError(415, f"charset {charset!r} is not supported; send UTF-8")
     return kind
 
 
-def response_type(accept: str, request_kind: str) -> str:
+def response_type(accept: str, request_kind: str, supported: Sequence[str] = SUPPORTED) -> str:
     """Pick the response type from Accept (q-values honoured); ClientError 406 if none fits.
 
-    With no Accept, or */*, the response uses the request's own format.
+    With no Accept, or */*, the response uses the request's own format when it can be a
+    response format, and JSON otherwise.
     """
+    own = request_kind if request_kind in supported else JSON
     if not accept.strip():
-        return request_kind
+        return own
     candidates: list[tuple[float, int, str]] = []
     for position, item in enumerate(accept.split(",")):
         if not item.strip():
@@ -97,19 +92,19 @@ def response_type(accept: str, request_kind: str) -> str:
         if quality <= 0:
             continue
         if kind == "*/*":
-            match = request_kind
-        elif kind in SUPPORTED:
+            match = own
+        elif kind in supported:
             match = kind
         elif kind == "text/*":
             match = CSV
         elif kind == "application/*":
-            match = request_kind if request_kind != CSV else JSON
+            match = own if own != CSV else JSON
         else:
             continue
         candidates.append((-quality, position, match))
     if not candidates:
         raise ClientError(
-            406, f"Accept {accept.strip()!r} asks for nothing this model returns; accept one of {', '.join(SUPPORTED)}"
+            406, f"Accept {accept.strip()!r} asks for nothing this model returns; accept one of {', '.join(supported)}"
         )
     return min(candidates)[2]
 
@@ -502,3 +497,85 @@ def _encode_csv(values: list[Any]) -> bytes:
     for value in values:
         writer.writerow(value if isinstance(value, list) else [value])
     return buffer.getvalue().encode()
+
+
+# --- the project's own formats (adapter.py: REQUEST_TYPES, decode, RESPONSE_TYPES, encode) ------
+class Formats:
+    """The built-in formats plus the project's own, as /invocations negotiates and uses them."""
+
+    def __init__(
+        self,
+        decode_hook: Callable[[bytes, str], Any] | None = None,
+        request_types: Sequence[str] = (),
+        encode_hook: Callable[[Any, str], bytes] | None = None,
+        response_types: Sequence[str] = (),
+    ) -> None:
+        self._decode_hook = decode_hook
+        self._encode_hook = encode_hook
+        self._own_requests = tuple(request_types)
+        self._own_responses = tuple(response_types)
+        self.request_types = tuple(dict.fromkeys((*self._own_requests, *SUPPORTED)))
+        self.response_types = tuple(dict.fromkeys((*self._own_responses, *SUPPORTED)))
+
+    @classmethod
+    def of(cls, user: Any) -> Formats:
+        """The formats of a UserModule (adapter.py)."""
+        return cls(user.decode, user.request_types, user.encode, user.response_types)
+
+    def request_type(self, header: str) -> str:
+        return request_type(header, self.request_types)
+
+    def response_type(self, accept: str, request_kind: str) -> str:
+        return response_type(accept, request_kind, self.response_types)
+
+    def decode_slices(self, kind: str, body: Body) -> Iterator[Any]:
+        """The body's records, a slice at a time (the project's decode() gives them in one)."""
+        if kind not in self._own_requests:
+            return decode_slices(kind, body)
+        return iter([self._decode_own(kind, body)])
+
+    def _decode_own(self, kind: str, body: Body) -> Any:
+        assert self._decode_hook is not None
+        try:
+            records = self._decode_hook(bytes(body), kind)
+        except ClientError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError) as error:
+            # decode() raises ValueError for a body it cannot read: the client's mistake.
+            reason = _first_line(str(error)) or type(error).__name__
+            raise ClientError(400, f"cannot read the {kind} body: {reason}") from None
+        if records is None or not hasattr(records, "__len__") or len(records) == 0:
+            raise ClientError(400, f"no records in the {kind} body")
+        return records
+
+    def answer(self, kind: str) -> Answer:
+        return Answer(kind, self._encode_hook if kind in self._own_responses else None)
+
+
+class Answer:
+    """The answer to one request, built a slice at a time."""
+
+    def __init__(self, kind: str, encode_hook: Callable[[Any, str], bytes] | None = None) -> None:
+        self.kind = kind
+        self._encode_hook = encode_hook
+        self._parts: list[Any] = []
+
+    def add(self, predictions: Any) -> None:
+        # The project's encode() sees every prediction at once (its format may not concatenate);
+        # built-in formats are encoded now, so the predictions can be freed.
+        self._parts.append(predictions if self._encode_hook else encode_part(self.kind, predictions))
+
+    def body(self) -> bytes:
+        if self._encode_hook is None:
+            return assemble(self.kind, self._parts)
+        parts = self._parts
+        if len(parts) == 1:
+            predictions = parts[0]
+        elif all(isinstance(part, np.ndarray) for part in parts):
+            predictions = np.concatenate(parts)
+        else:
+            predictions = [item for part in parts for item in part]
+        encoded = self._encode_hook(predictions, self.kind)
+        if not isinstance(encoded, (bytes, bytearray)):
+            raise TypeError(f"encode() returned {type(encoded).__name__}; it must return bytes")
+        return bytes(encoded)

@@ -1,4 +1,4 @@
-"""Request and response formats of /invocations (sagemaker_contract.codecs)."""
+"""Request and response formats of /invocations (sagemaker_contract.formats)."""
 
 import json
 
@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sagemaker_contract import codecs
-from sagemaker_contract.codecs import CSV, JSON, JSONLINES, ClientError
+from sagemaker_contract import formats
+from sagemaker_contract.errors import ClientError
+from sagemaker_contract.formats import CSV, JSON, JSONLINES
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,7 @@ from sagemaker_contract.codecs import CSV, JSON, JSONLINES, ClientError
     ],
 )
 def test_many_records_in_every_format(kind, body):
-    assert codecs.decode(kind, body).tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert formats.decode(kind, body).tolist() == [[1, 2, 3], [4, 5, 6]]
 
 
 @pytest.mark.parametrize(
@@ -31,15 +32,15 @@ def test_many_records_in_every_format(kind, body):
     [(CSV, b"1,2,3"), (JSON, b"[1, 2, 3]"), (JSON, b'{"features": [1, 2, 3]}'), (JSONLINES, b"[1,2,3]")],
 )
 def test_one_record_in_every_format(kind, body):
-    assert codecs.decode(kind, body).tolist() == [[1, 2, 3]]
+    assert formats.decode(kind, body).tolist() == [[1, 2, 3]]
 
 
 def test_empty_csv_fields_and_json_nulls_are_missing_values():
-    assert np.isnan(codecs.decode(CSV, b"1,,3\n,5,6")).tolist() == [[False, True, False], [True, False, False]]
-    assert np.isnan(codecs.decode(CSV, b"1,2,\n4,5,6")).tolist() == [[False, False, True], [False, False, False]]
+    assert np.isnan(formats.decode(CSV, b"1,,3\n,5,6")).tolist() == [[False, True, False], [True, False, False]]
+    assert np.isnan(formats.decode(CSV, b"1,2,\n4,5,6")).tolist() == [[False, False, True], [False, False, False]]
     # A blank line among records is a record of one missing value (so 400 for wider records).
-    assert np.isnan(codecs.decode(CSV, b"1\n\n3")).tolist() == [[False], [True], [False]]
-    assert np.isnan(codecs.decode(JSON, b"[[1, null, 3]]")).tolist() == [[False, True, False]]
+    assert np.isnan(formats.decode(CSV, b"1\n\n3")).tolist() == [[False], [True], [False]]
+    assert np.isnan(formats.decode(JSON, b"[[1, null, 3]]")).tolist() == [[False, True, False]]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_empty_csv_fields_and_json_nulls_are_missing_values():
 )
 def test_client_mistakes_get_a_4xx_and_one_line(kind, body, status, message):
     with pytest.raises(ClientError) as caught:
-        codecs.decode(kind, body)
+        formats.decode(kind, body)
     assert caught.value.status == status
     assert message in caught.value.message
     assert "\n" not in caught.value.message
@@ -74,7 +75,7 @@ def test_client_mistakes_get_a_4xx_and_one_line(kind, body, status, message):
 def test_csv_that_even_the_csv_module_refuses_is_a_400(body):
     # Python 3.9's csv module raises on NUL characters; the explanation must not.
     with pytest.raises(ClientError) as caught:
-        codecs.decode(CSV, body)
+        formats.decode(CSV, body)
     assert caught.value.status == 400 and "\n" not in caught.value.message
 
 
@@ -88,13 +89,13 @@ def test_csv_that_even_the_csv_module_refuses_is_a_400(body):
     ],
 )
 def test_content_types(header, expected):
-    assert codecs.request_type(header) == expected
+    assert formats.request_type(header) == expected
 
 
 @pytest.mark.parametrize("header", ["", "image/png", "text/plain", "text/csv; charset=latin-1"])
 def test_unsupported_content_types_are_415(header):
     with pytest.raises(ClientError) as caught:
-        codecs.request_type(header)
+        formats.request_type(header)
     assert caught.value.status == 415
 
 
@@ -111,34 +112,34 @@ def test_unsupported_content_types_are_415(header):
     ],
 )
 def test_accept_is_honoured_with_q_values(accept, request_kind, expected):
-    assert codecs.response_type(accept, request_kind) == expected
+    assert formats.response_type(accept, request_kind) == expected
 
 
 @pytest.mark.parametrize("accept", ["image/png", "text/html, application/xml", "application/json;q=0"])
 def test_unsatisfiable_accept_is_406(accept):
     with pytest.raises(ClientError) as caught:
-        codecs.response_type(accept, CSV)
+        formats.response_type(accept, CSV)
     assert caught.value.status == 406
 
 
 def test_encodings_give_one_prediction_per_record():
     labels = np.array(["setosa", "virginica"])
-    assert codecs.encode(CSV, labels) == b"setosa\nvirginica\n"
-    assert json.loads(codecs.encode(JSON, labels)) == {"predictions": ["setosa", "virginica"]}
-    assert codecs.encode(JSONLINES, labels) == b'"setosa"\n"virginica"\n'
-    assert codecs.encode(CSV, np.array([1, 0])) == b"1\n0\n"
-    assert codecs.encode(CSV, np.array([[0.25, 0.75], [1.0, 0.0]])) == b"0.25,0.75\n1.0,0.0\n"
-    assert codecs.encode(CSV, ["a,b", 'say "hi"']) == b'"a,b"\n"say ""hi"""\n'
-    assert codecs.encode(CSV, ["two\nlines", "x"]) == b'"two\nlines"\nx\n'
-    assert codecs.encode(CSV, ["", "x"]) == b'""\nx\n'
-    assert json.loads(codecs.encode(JSON, np.array([np.nan, 1.0]))) == {"predictions": [None, 1.0]}
+    assert formats.encode(CSV, labels) == b"setosa\nvirginica\n"
+    assert json.loads(formats.encode(JSON, labels)) == {"predictions": ["setosa", "virginica"]}
+    assert formats.encode(JSONLINES, labels) == b'"setosa"\n"virginica"\n'
+    assert formats.encode(CSV, np.array([1, 0])) == b"1\n0\n"
+    assert formats.encode(CSV, np.array([[0.25, 0.75], [1.0, 0.0]])) == b"0.25,0.75\n1.0,0.0\n"
+    assert formats.encode(CSV, ["a,b", 'say "hi"']) == b'"a,b"\n"say ""hi"""\n'
+    assert formats.encode(CSV, ["two\nlines", "x"]) == b'"two\nlines"\nx\n'
+    assert formats.encode(CSV, ["", "x"]) == b'""\nx\n'
+    assert json.loads(formats.encode(JSON, np.array([np.nan, 1.0]))) == {"predictions": [None, 1.0]}
 
 
 def test_many_csv_records_parse_as_numpy_reads_them():
     rows = np.random.default_rng(0).normal(size=(1000, 4)).round(6)
     body = "".join(",".join(map(repr, row.tolist())) + "\n" for row in rows).encode()
-    assert np.array_equal(codecs.decode(CSV, body), rows)
-    assert np.array_equal(codecs.decode(CSV, body.replace(b"\n", b"\r\n")), rows)
+    assert np.array_equal(formats.decode(CSV, body), rows)
+    assert np.array_equal(formats.decode(CSV, body.replace(b"\n", b"\r\n")), rows)
 
 
 # --- properties: whatever the body, a usable array or a ClientError ----------------------------
@@ -203,7 +204,7 @@ BODIES = st.one_of(
 def test_any_body_decodes_to_finite_rows_or_a_4xx(kind_and_body):
     kind, body = kind_and_body
     try:
-        rows = codecs.decode(kind, body)
+        rows = formats.decode(kind, body)
     except ClientError as error:
         assert 400 <= error.status < 500 and "\n" not in error.message and error.message
         return
@@ -224,7 +225,7 @@ def test_extreme_sizes_decode_or_are_refused_in_one_line(kind, megabytes):
         bodies = [b"[1,2,3]\n" * (size // 8), b'["' + b"x" * size + b'"]', b"{" * size]
     for body in bodies:
         try:
-            rows = codecs.decode(kind, body)
+            rows = formats.decode(kind, body)
         except ClientError as error:
             assert error.status == 400 and "\n" not in error.message
             continue

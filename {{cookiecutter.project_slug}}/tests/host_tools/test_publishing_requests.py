@@ -2,18 +2,20 @@
 
 import json
 import socket
+import types
 from dataclasses import replace
 
 import botocore.session
 import pytest
 
+from sagemaker_contract.adapter import adapt
 from sagemaker_contract.declaration import Categorical, Channel, Integer, Metric, parse_hyperparameters
 from sagemaker_contract.describe import declaration
-from sagemaker_contract.publishing import PublishError
-from sagemaker_contract.publishing.images import PushedImage, write_record
-from sagemaker_contract.publishing.publish import PLACEHOLDER_ACCOUNT, dry_run, plan
-from sagemaker_contract.publishing.service_model import request_problems
-from sagemaker_contract.publishing.specifications import PRODUCTS, resource_name
+from sagemaker_tools.publishing import PublishError
+from sagemaker_tools.publishing.images import PushedImage, write_record
+from sagemaker_tools.publishing.publish import PLACEHOLDER_ACCOUNT, dry_run, plan
+from sagemaker_tools.publishing.service_model import request_problems
+from sagemaker_tools.publishing.specifications import PRODUCTS, resource_name
 
 from .publishing_support import ACCOUNT, ALGORITHM, DIGEST, NoAws, copy_project, model_package_module, settings_for
 
@@ -75,9 +77,9 @@ def test_the_specification_is_the_declaration(project):
     request = plan(settings_for(project), dry_run=True, user=ALGORITHM).request
     described = declaration(USER)
     training = request["TrainingSpecification"]
-    assert training["SupportedHyperParameters"] == [item.specification() for item in USER.HYPERPARAMETERS]
-    assert training["TrainingChannels"] == [channel.specification() for channel in USER.CHANNELS]
-    assert training["MetricDefinitions"] == [metric.definition() for metric in USER.METRICS]
+    assert training["SupportedHyperParameters"] == [item.specification() for item in USER.hyperparameters]
+    assert training["TrainingChannels"] == [channel.specification() for channel in USER.channels]
+    assert training["MetricDefinitions"] == [metric.definition() for metric in USER.metrics]
     assert training["SupportedTuningJobObjectiveMetrics"] == described["tuning_objectives"]
     inference = request["InferenceSpecification"]
     assert inference["SupportedContentTypes"] == described["content_types"]
@@ -86,10 +88,10 @@ def test_the_specification_is_the_declaration(project):
 
 def test_the_validation_profile_is_one_training_accepts(project):
     job = profile(plan(settings_for(project), dry_run=True, user=ALGORITHM).request)["TrainingJobDefinition"]
-    values, warnings = parse_hyperparameters(job["HyperParameters"], USER.HYPERPARAMETERS)
+    values, warnings = parse_hyperparameters(job["HyperParameters"], USER.hyperparameters)
     assert warnings == []
-    assert values == parse_hyperparameters({}, USER.HYPERPARAMETERS)[0]
-    required = {c.name for c in USER.CHANNELS if c.required}
+    assert values == parse_hyperparameters({}, USER.hyperparameters)[0]
+    required = {c.name for c in USER.channels if c.required}
     assert required <= {channel["ChannelName"] for channel in job["InputDataConfig"]}
     assert (job["TrainingInputMode"], job["ResourceConfig"]["InstanceCount"]) == ("File", 1)
 
@@ -124,22 +126,22 @@ def test_chosen_validation_hyperparameters_are_checked_against_the_declaration(t
 
 
 def test_a_required_hyperparameter_needs_a_validation_value(project):
-    user = type(USER)("required_example")
+    user = types.ModuleType("required_example")
     user.HYPERPARAMETERS = [Integer("k", min_value=1, max_value=9, required=True)]
     user.CHANNELS = [Channel("train")]
     user.METRICS = [Metric("train:loss", goal="Minimize")]
     user.load = user.predict = lambda *args: None
     with pytest.raises(PublishError, match=r"hyperparameter 'k' is required.*validation_hyperparameters = \{ k ="):
-        plan(settings_for(project), dry_run=True, user=user)
+        plan(settings_for(project), dry_run=True, user=adapt(user, ()))
 
 
 def test_a_declaration_with_problems_is_not_published(project):
-    user = type(USER)("bad_example")
+    user = types.ModuleType("bad_example")
     user.HYPERPARAMETERS = [Categorical("kind", ["a"], default="b")]
     user.CHANNELS = [Channel("train")]
     user.METRICS = []
     with pytest.raises(PublishError, match="model.py: default of kind='b' is not one of the choices"):
-        plan(settings_for(project), dry_run=True, user=user)
+        plan(settings_for(project), dry_run=True, user=adapt(user, ()))
 
 
 def test_a_pushed_ecr_image_is_pinned_by_digest(project):

@@ -12,9 +12,10 @@ from pathlib import Path
 import botocore.session
 from botocore.stub import Stubber
 
+from sagemaker_contract.adapter import UserModule, adapt
 from sagemaker_contract.declaration import Categorical, Channel, Continuous, Integer, Metric
-from sagemaker_contract.publishing.aws import Clients
-from sagemaker_contract.publishing.config import load_settings
+from sagemaker_tools.publishing.aws import Clients
+from sagemaker_tools.publishing.config import load_settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 DIGEST = "sha256:" + "ab" * 32
@@ -121,13 +122,13 @@ def algorithm_module() -> types.ModuleType:
     return module
 
 
-ALGORITHM = algorithm_module()
+ALGORITHM = adapt(algorithm_module(), ())
 
 
-def model_package_module() -> types.ModuleType:
+def model_package_module() -> UserModule:
     """A model product's module: it serves (load, predict) and declares nothing to train."""
     module = types.ModuleType("model_package_example")
     module.__file__ = "/project/src/model_package_example/model.py"
     module.load = lambda model_dir: None
     module.predict = lambda model, features: [0] * len(features)
-    return module
+    return adapt(module)

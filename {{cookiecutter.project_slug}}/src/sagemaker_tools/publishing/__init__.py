@@ -1,10 +1,10 @@
 """Publishing, run on your machine (not in the image): `make push` and `make publish`.
 
-    python -m sagemaker_contract.publishing push [--registry HOST:PORT] [--tag TAG] [--latest] [--force]
-    python -m sagemaker_contract.publishing publish [--dry-run]
+    python -m sagemaker_tools push [--registry HOST:PORT] [--tag TAG] [--latest] [--force]
+    python -m sagemaker_tools publish [--dry-run]
 
 One declaration drives everything: the hyperparameters, channels and metrics in your model.py
-(through `describe`), the content types the server speaks (codecs.SUPPORTED), and the listing
+(through `describe`), the content types the server speaks (sagemaker_contract.formats, with the project's own), and the listing
 settings in pyproject.toml's [tool.sagemaker]. Every request is checked against the SageMaker
 service model botocore ships before anything is sent.
 """

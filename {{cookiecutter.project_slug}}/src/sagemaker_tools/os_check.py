@@ -3,13 +3,13 @@
 base_os.json, beside this file, is the single source of the supported list, of the base OS
 choices and of their end-of-life dates. Three things use this module:
 
-- the template's post-generation hook (it imports this file from the new project) refuses a
+- the template's post-generation hook (it imports this module from the new project) refuses a
   Marketplace project on an OS the scan cannot scan, and warns about end of life;
 - `make check-os` reads /etc/os-release from the built image and checks it the same way:
-      python3 src/sagemaker_contract/os_check.py check OS_RELEASE_FILE --marketplace true
-- the template README's table: `python3 src/sagemaker_contract/os_check.py table`.
+      python3 -m sagemaker_tools check-os OS_RELEASE_FILE --marketplace true
+- the template README's table: `python3 -m sagemaker_tools base-os-table` (PYTHONPATH=src).
 
-Standard library only: it runs in the hook, on the host and in the image.
+Standard library only: it runs in the hook and on the host's plain Python.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ import tarfile
 
 import pytest
 
-from sagemaker_contract.metadata import METADATA_FILE
-from sagemaker_contract.packaging import PackagingError, package
+from sagemaker_contract.model_metadata import METADATA_FILE
+from sagemaker_tools.model_archive import PackagingError, package
 
-from .conftest import SAMPLE_DATA, fake_module
+from stand_ins import SAMPLE_DATA, fake_module
 
 
 def members(archive_path):

@@ -1,12 +1,12 @@
-"""Reading channels: CSV, label first, no header, many files (sagemaker_contract.datasets)."""
+"""Reading channels: CSV, label first, no header, many files (sagemaker_contract.training_data)."""
 
 import gzip
 
 import numpy as np
 import pytest
 
-from sagemaker_contract.datasets import read_csv_channel
-from sagemaker_contract.opt_ml import ContractError
+from sagemaker_contract.training_data import read_csv_channel
+from sagemaker_contract.errors import ContractError
 
 
 def test_reads_every_file_in_path_order_including_subdirectories_and_gzip(tmp_path):

@@ -1,6 +1,6 @@
 """`package-model`: pack a model into the model.tar.gz SageMaker extracts into /opt/ml/model.
 
-    python -m sagemaker_contract package-model [--model PATH] [--data data] [--out build/model.tar.gz]
+    python -m sagemaker_tools package-model [--model PATH] [--data data] [--out build/model.tar.gz]
 
 Runs on your machine (`make package-model`), not in the image. With --model it packs a model
 trained anywhere: a file (stored under the name your load() reads, MODEL_FILE), a directory,
@@ -19,37 +19,37 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .datasets import read_csv_channel
-from .declaration import parse_hyperparameters
-from .metadata import write_metadata
-from .opt_ml import ContractError
-from .project import FRAMEWORK, SERVING_FUNCTIONS, ProjectError, user_module
+from sagemaker_contract.adapter import PACKING, UserModule, load_user_module
+from sagemaker_contract.declaration import parse_hyperparameters
+from sagemaker_contract.errors import ContractError, ProjectError
+from sagemaker_contract.model_metadata import write_metadata
+from sagemaker_contract.project import FRAMEWORK
+from sagemaker_contract.training_data import read_csv_channel
 
 
 class PackagingError(Exception):
     """What stops packing, in one line."""
 
 
-def train_example(user: ModuleType, data: Path) -> tuple[Any, int, str]:
+def train_example(user: UserModule, data: Path) -> tuple[Any, int, str]:
     """(model, feature count, label kind) from the project's example training on data/."""
     train = read_csv_channel("train", data / "train")
-    if hasattr(user, "fit"):
+    if user.fit is not None:
         validation = read_csv_channel("validation", data / "validation") if (data / "validation").is_dir() else None
-        hyperparameters, _ = parse_hyperparameters({}, user.HYPERPARAMETERS)
+        hyperparameters, _ = parse_hyperparameters({}, user.hyperparameters)
         model = user.fit(hyperparameters, train=train, validation=validation)
-    elif hasattr(user, "example_model"):
+    elif user.example_model is not None:
         model = user.example_model(train)
     else:
-        raise PackagingError(f"{user.__file__} has neither fit() nor example_model(); give the model with MODEL=path")
+        raise PackagingError(f"{user.file} has neither fit() nor example_model(); give the model with MODEL=path")
     return model, train.feature_count, train.labels.dtype.kind
 
 
-def stage_artifact(source: Path, staging: Path, user: ModuleType) -> None:
+def stage_artifact(source: Path, staging: Path, user: UserModule) -> None:
     """Put a model made elsewhere into `staging` the way the server will find it."""
     if not source.exists():
         raise PackagingError(f"MODEL={source} does not exist")
@@ -62,18 +62,18 @@ def stage_artifact(source: Path, staging: Path, user: ModuleType) -> None:
                 raise PackagingError(f"MODEL={source} has paths outside the archive ({unsafe[0]}); it cannot be packed")
             archive.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     else:
-        name = getattr(user, "MODEL_FILE", source.name)
+        name = user.model_file or source.name
         shutil.copy(source, staging / name)
 
 
-def check_loads(user: ModuleType, staging: Path, feature_count: int | None) -> int | None:
+def check_loads(user: UserModule, staging: Path, feature_count: int | None) -> int | None:
     """Load the staged model with the project's load() and predict once; returns the feature count."""
     try:
         model = user.load(staging)
     except Exception as error:  # noqa: BLE001 - any failure is the user's to see, in one line
         files = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
         raise PackagingError(
-            f"load() in {Path(user.__file__).name} cannot read the model ({type(error).__name__}: {error}); "
+            f"load() in {Path(user.file).name} cannot read the model ({type(error).__name__}: {error}); "
             f"the archive would hold: {files}"
         ) from None
     feature_count = feature_count or getattr(model, "n_features_in_", None)
@@ -87,7 +87,8 @@ def check_loads(user: ModuleType, staging: Path, feature_count: int | None) -> i
     return int(feature_count) if feature_count else None
 
 
-def package(user: ModuleType, data: Path, out: Path, model_path: Path | None = None) -> Path:
+def package(user: UserModule, data: Path, out: Path, model_path: Path | None = None) -> Path:
+    user.require(PACKING)
     with tempfile.TemporaryDirectory() as scratch:
         staging = Path(scratch)
         if model_path is None:
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/model.tar.gz"))
     args = parser.parse_args(argv)
     try:
-        user = user_module(SERVING_FUNCTIONS + ("save",))
+        user = load_user_module(PACKING)
         out = package(user, args.data, args.out, args.model)
     except (PackagingError, ContractError, ProjectError) as error:
         print(f"package-model: {error}", file=sys.stderr)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .opt_ml import ContractError
+from .errors import ContractError
 
 
 @dataclass(frozen=True)

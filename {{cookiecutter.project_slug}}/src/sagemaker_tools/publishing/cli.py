@@ -1,4 +1,4 @@
-"""`python -m sagemaker_contract.publishing push|publish ...`: what `make push` and `make publish` run."""
+"""`python -m sagemaker_tools push|publish ...`: what `make push` and `make publish` run."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from ..project import ProjectError
+from sagemaker_contract.errors import ProjectError
 from . import PublishError
 from .config import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sagemaker_contract.publishing", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sagemaker_tools", description=__doc__)
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     commands = parser.add_subparsers(dest="command", required=True)
     push = commands.add_parser("push", help="push the built image to ECR, or to --registry")
@@ -56,7 +56,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.command}: interrupted; whatever AWS had started goes on (see the lines above)", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..project import PRODUCT
+from sagemaker_contract.project import PRODUCT
 from . import PublishError
 
 if sys.version_info >= (3, 11):

@@ -1,0 +1,35 @@
+"""Every error the contract reports, named for who made the mistake and so who must act.
+
+    ClientError        the client's request (HTTP 4xx): a buyer or batch transform sent
+                       something this endpoint cannot take
+    ProjectError       the project: its model module, its model or its declaration is not what
+                       the contract needs; the seller fixes it
+    ContractError      what the container was handed: the /opt/ml files, the channels, the
+                       hyperparameters of a job, or the environment settings of an endpoint;
+                       whoever started the job or endpoint fixes it
+
+Each message is one line: what is wrong, why, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """A request the client must change; answered with `status` and this one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ProjectError(Exception):
+    """The project's own module, model or declaration breaks the contract."""
+
+
+class ContractError(Exception):
+    """A problem with what SageMaker (or a local run) handed the container."""
+
+
+class InvalidHyperparameter(ContractError, ValueError):
+    """A hyperparameter value that does not fit its declaration (names the value)."""
