@@ -168,13 +168,21 @@ class MemoryBudget:
     def fits(self, amount: int) -> bool:
         return amount <= self.capacity
 
-    async def acquire(self, amount: int, wait_seconds: float) -> Reservation:
-        """Reserve `amount` bytes, waiting up to `wait_seconds` in arrival order."""
+    def try_acquire(self, amount: int) -> Reservation | None:
+        """Reserve `amount` bytes if they are free now and nobody waits before (no await: the
+        common case costs nothing more than this check)."""
         if amount > self.capacity:
             raise TooLarge(amount)
         if not self._waiters and self.in_use + amount <= self.capacity:
             self._take(amount)
             return Reservation(amount)
+        return None
+
+    async def acquire(self, amount: int, wait_seconds: float) -> Reservation:
+        """Reserve `amount` bytes, waiting up to `wait_seconds` in arrival order."""
+        reservation = self.try_acquire(amount)
+        if reservation is not None:
+            return reservation
         if len(self._waiters) >= self.max_waiting or wait_seconds <= 0:
             self.shed += 1
             raise Overloaded()

@@ -193,8 +193,10 @@ class InferenceApp:
         # Content-Length (chunked), start small and grow while reading.
         cost = request_cost(request_kind, declared if declared is not None else formats.SLICE_BYTES)
         try:
-            wait = min(self.settings.admission_wait_seconds, float(self.settings.timeout_seconds))
-            reservation = await self.budget.acquire(cost, wait)
+            reservation = self.budget.try_acquire(cost)
+            if reservation is None:
+                wait = min(self.settings.admission_wait_seconds, float(self.settings.timeout_seconds))
+                reservation = await self.budget.acquire(cost, wait)
         except TooLarge:
             raise ClientError(413, self._over_budget(cost)) from None
         except Overloaded:
@@ -224,7 +226,7 @@ class InferenceApp:
         finally:
             self.budget.release(reservation)
 
-    async def _predict_body(self, request_kind: str, response_kind: str, body: bytearray, deadline: float) -> bytes:
+    async def _predict_body(self, request_kind: str, response_kind: str, body: formats.Body, deadline: float) -> bytes:
         """Decode, predict and encode the body a slice at a time; the whole answer."""
         assert self.state.predictor is not None
         predictor = self.state.predictor
@@ -233,6 +235,7 @@ class InferenceApp:
         answer = self.state.formats.answer(response_kind)
         records = 0
         slices = self.state.formats.decode_slices(request_kind, body)
+        several = len(body) > formats.SLICE_BYTES
         while True:
             rows = next(slices, None)  # decoding a slice: a few milliseconds at most
             if rows is None:
@@ -272,7 +275,8 @@ class InferenceApp:
                 ) from error
             records += len(rows)
             del rows, predictions
-            await asyncio.sleep(0)  # let /ping and other requests in between slices
+            if several:
+                await asyncio.sleep(0)  # let /ping and other requests in between slices
         try:
             return answer.body()
         except Exception as error:  # noqa: BLE001 - the project's encode() failed: a server error
@@ -283,13 +287,21 @@ class InferenceApp:
                 traceback=True,
             ) from error
 
-    async def _read_body(self, declared: int | None, receive: Receive, kind: str, reservation: Any) -> bytearray:
-        """The body, into one buffer (no list of chunks joined at the end: half the copies)."""
+    async def _read_body(self, declared: int | None, receive: Receive, kind: str, reservation: Any) -> formats.Body:
+        """The body: the one message it came in (the common case, no copy), or its messages
+        gathered into one buffer (no list of chunks joined at the end: half the copies)."""
         limit = self.settings.max_body_bytes
-        body = bytearray()
         reserved_for = declared if declared is not None else formats.SLICE_BYTES
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body = message.get("body", b"")
+            if len(body) > limit:
+                raise ClientError(413, _too_large(len(body), limit))
+            if len(body) > reserved_for:
+                self._grow(reservation, kind, reserved_for, len(body))
+            return body
+        body = bytearray()
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Disconnected()
             chunk = message.get("body", b"")
@@ -298,14 +310,18 @@ class InferenceApp:
             body += chunk
             if len(body) > reserved_for:
                 # A body longer than announced, or chunked: reserve for what has come.
-                wanted = max(len(body), 2 * reserved_for)
-                extra = request_cost(kind, wanted) - request_cost(kind, reserved_for)
-                if not self.budget.grow(reservation, extra):
-                    log.warning("503 /invocations: no memory free for a chunked body past %s", _size(len(body)))
-                    raise WorkerOverloadedWhileReading()
-                reserved_for = wanted
+                reserved_for = self._grow(reservation, kind, reserved_for, max(len(body), 2 * reserved_for))
             if not message.get("more_body", False):
                 return body
+            message = await receive()
+
+    def _grow(self, reservation: Any, kind: str, reserved_for: int, wanted: int) -> int:
+        """Reserve for `wanted` body bytes instead of `reserved_for`; 503 if that memory is not free."""
+        extra = request_cost(kind, wanted) - request_cost(kind, reserved_for)
+        if not self.budget.grow(reservation, extra):
+            log.warning("503 /invocations: no memory free for a chunked body past %d bytes", reserved_for)
+            raise WorkerOverloadedWhileReading()
+        return wanted
 
     def _over_budget(self, cost: int) -> str:
         return (

@@ -7,8 +7,8 @@ back in order. A model gets bigger, cheaper calls under load and no added wait w
 
 predict() always runs on the worker's one predict thread, never on the event loop: the loop must
 stay free to answer /ping within SageMaker's 2 s whatever predict() does (a call that is quick
-for most inputs may stall for some). Under load the thread hop costs nothing measurable, since
-every hop carries a whole batch.
+for most inputs may stall for some). The thread takes the batches itself, so under load it goes
+from one batch to the next without being woken for each, and the loop hears back once a batch.
 
 If anything fails while merging, predicting or splitting a batch, each of its requests is
 retried alone, so one bad request can neither fail another nor delay its answer beyond that retry.
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import queue
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
+
+WATCH_SECONDS = 0.25  # how often the watchdog looks at the call running on the predict thread
 
 
 class PredictionError(Exception):
@@ -74,10 +75,11 @@ class BatchingPredictor:
         self.requests = 0
         self.retried_alone = 0
         # Created on first use, inside the server worker: threads and loops don't survive fork.
-        self._jobs: queue.SimpleQueue[tuple[np.ndarray, asyncio.Future[Any], asyncio.AbstractEventLoop]] | None = None
-        self._pending: collections.deque[_Request] = collections.deque()
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._pending: collections.deque[_Request] = collections.deque()  # appended on the loop, taken on the thread
+        self._work_waiting: threading.Event | None = None  # set when there are requests to take
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # The call on the predict thread now: when it started and on how many records (None: idle).
+        self._running: tuple[float, int] | None = None
 
     def predict_now(self, rows: np.ndarray) -> Sequence[Any]:
         """One direct, checked call to predict() (no batching, no thread)."""
@@ -94,75 +96,35 @@ class BatchingPredictor:
         if self.stuck is not None:
             raise WorkerStuck(self.stuck)
         loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done():
-            if self._jobs is None:
-                self._jobs = queue.SimpleQueue()
-                threading.Thread(target=self._work, name="predict", daemon=True).start()
-            self._wakeup = asyncio.Event()
-            self._task = loop.create_task(self._run())
+        if self._work_waiting is None or self._loop is not loop:
+            self._start(loop)
+        assert self._work_waiting is not None
         request = _Request(rows, loop.create_future())
         self._pending.append(request)
-        assert self._wakeup is not None
-        self._wakeup.set()
+        if not self._work_waiting.is_set():  # the thread is idle (or about to be): wake it
+            self._work_waiting.set()
         return await request.future
 
-    # --- the predict thread ------------------------------------------------------------------
-    def _work(self) -> None:
-        assert self._jobs is not None
-        while True:
-            rows, future, loop = self._jobs.get()
-            try:
-                outcome: tuple[Any, BaseException | None] = (self.predict_now(rows), None)
-            except Exception as error:  # noqa: BLE001 - handed back to the event loop
-                outcome = (None, error)
-            except BaseException as error:  # noqa: BLE001 - SystemExit and the like, from the user's code
-                outcome = (None, PredictionError(f"predict() raised {type(error).__name__}: {error}"))
-            try:
-                loop.call_soon_threadsafe(_settle_outcome, future, outcome)
-            except RuntimeError:  # the loop is closed: the worker is exiting
-                return
-            del rows, future, outcome
-
-    async def _call(self, rows: np.ndarray) -> Sequence[Any]:
-        """predict_now(rows) on the predict thread, watched for overrunning its deadline."""
-        assert self._jobs is not None
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        started = time.monotonic()
-        watchdog = None
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._work_waiting = threading.Event()
+        threading.Thread(target=self._work, args=(loop, self._work_waiting), name="predict", daemon=True).start()
         if self.stuck_seconds is not None:
-            watchdog = loop.call_later(self.stuck_seconds, self._overran, future, started, len(rows))
-        self._jobs.put((rows, future, loop))
-        try:
-            return await future
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            loop.call_later(WATCH_SECONDS, self._watch, loop)
 
-    def _overran(self, future: asyncio.Future[Any], started: float, rows: int) -> None:
-        if future.done() or self.stuck is not None:
-            return
-        self.stuck = (
-            f"predict() on {rows} records has been running for {time.monotonic() - started:.1f} s, "
-            "past its deadline (MODEL_SERVER_TIMEOUT)"
-        )
-        while self._pending:
-            _settle(self._pending.popleft().future, error=WorkerStuck(self.stuck))
-        if self.on_stuck is not None:
-            self.on_stuck(self.stuck)
-
-    # --- the batch loop, on the event loop -----------------------------------------------------
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+    # --- the predict thread: takes batches itself, so a busy thread needs no waking per batch ------
+    def _work(self, loop: asyncio.AbstractEventLoop, work_waiting: threading.Event) -> None:
+        while self._loop is loop:
+            work_waiting.wait()
+            work_waiting.clear()
             while self._pending and self.stuck is None:
                 if self.window_seconds and self.batching:
-                    await asyncio.sleep(self.window_seconds)
-                await self._run_batch(self._take_batch())
-                # Let the answers go out and new requests in before the next batch.
-                await asyncio.sleep(0)
+                    time.sleep(self.window_seconds)
+                settled = self._run_batch(self._take_batch())
+                try:
+                    loop.call_soon_threadsafe(self._deliver, settled)
+                except RuntimeError:  # the loop is closed: the worker is exiting
+                    return
 
     def _take_batch(self) -> list[_Request]:
         batch = [self._pending.popleft()]
@@ -173,41 +135,66 @@ class BatchingPredictor:
             rows += len(request.rows)
         return batch
 
-    async def _run_batch(self, batch: list[_Request]) -> None:
+    def _run_batch(self, batch: list[_Request]) -> list[tuple[_Request, Any, BaseException | None]]:
+        """On the predict thread: each request of the batch with its result or its error."""
         batch = [request for request in batch if not request.future.done()]  # drop timed-out ones
         if not batch:
-            return
+            return []
         try:
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([r.rows for r in batch])
-            results = await self._call(rows)
-            answers = []
+            self._running = (time.monotonic(), len(rows))
+            try:
+                results = self.predict_now(rows)
+            finally:
+                self._running = None
+            settled: list[tuple[_Request, Any, BaseException | None]] = []
             start = 0
             for request in batch:
                 end = start + len(request.rows)
-                answers.append(results[start:end])
+                settled.append((request, results[start:end], None))
                 start = end
         except Exception as error:  # noqa: BLE001 - handed to the waiting requests
             if len(batch) > 1:
                 # Merging, predicting or splitting failed: each request alone, so only the
                 # faulty one fails.
                 self.retried_alone += len(batch)
-                for request in batch:
-                    await self._run_batch([request])
-                return
-            _settle(batch[0].future, error=error)
-            return
+                return [outcome for request in batch for outcome in self._run_batch([request])]
+            return [(batch[0], None, error)]
+        except BaseException as error:  # noqa: BLE001 - SystemExit and the like, from the user's code
+            failure = PredictionError(f"predict() raised {type(error).__name__}: {error}")
+            return [(request, None, failure) for request in batch]
         self.batches += 1
         self.requests += len(batch)
-        for request, answer in zip(batch, answers):
-            _settle(request.future, result=answer)
+        return settled
+
+    @staticmethod
+    def _deliver(settled: list[tuple[_Request, Any, BaseException | None]]) -> None:
+        """On the event loop: hand each request its result."""
+        for request, result, error in settled:
+            _settle(request.future, result=result, error=error)
+
+    # --- the watchdog, on the event loop --------------------------------------------------------
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every WATCH_SECONDS (one timer for the worker, not one per call): is a call stuck?"""
+        running = self._running
+        assert self.stuck_seconds is not None
+        if running is not None and time.monotonic() - running[0] > self.stuck_seconds:
+            self._overran(*running)
+        if self.stuck is None and not loop.is_closed():
+            loop.call_later(WATCH_SECONDS, self._watch, loop)
+
+    def _overran(self, started: float, rows: int) -> None:
+        self.stuck = (
+            f"predict() on {rows} records has been running for {time.monotonic() - started:.1f} s, "
+            "past its deadline (MODEL_SERVER_TIMEOUT)"
+        )
+        while self._pending:
+            _settle(self._pending.popleft().future, error=WorkerStuck(self.stuck))
+        if self.on_stuck is not None:
+            self.on_stuck(self.stuck)
 
     def close(self) -> None:
         """Nothing to release: the predict thread is a daemon and ends with the process."""
-
-
-def _settle_outcome(future: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
-    result, error = outcome
-    _settle(future, result=result, error=error)
 
 
 def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:

@@ -122,6 +122,25 @@ def decode_slices(kind: str, body: Body) -> Iterator[np.ndarray]:
     Every slice has the same number of features; a client mistake anywhere raises ClientError
     when its slice is reached (the records before it may have been yielded already).
     """
+    if len(body) <= SLICE_BYTES and kind != JSON:
+        # One slice, the common real-time case: decoded at once, without the slicing machinery.
+        return iter((_decode_small(kind, body),))
+    return _decode_slices(kind, body)
+
+
+def _decode_small(kind: str, body: Body) -> np.ndarray:
+    stripped = body.strip()
+    if not stripped:
+        raise ClientError(400, "empty body; send at least one record")
+    try:
+        text = stripped.decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = len(body) - len(body.lstrip()) + error.start
+        raise ClientError(400, f"body is not UTF-8 text (bad byte at offset {offset})") from None
+    return _decode_csv(text) if kind == CSV else _decode_jsonlines(text)
+
+
+def _decode_slices(kind: str, body: Body) -> Iterator[np.ndarray]:
     start, end = _content_bounds(body)
     if start == end:
         raise ClientError(400, "empty body; send at least one record")
@@ -179,31 +198,42 @@ def _utf8(body: Body, start: int, end: int) -> str:
         raise ClientError(400, f"body is not UTF-8 text (bad byte at offset {start + error.start})") from None
 
 
+_INFINITY = float("inf")
+
+
 def _refuse_infinities(rows: np.ndarray, where: Any) -> np.ndarray:
     """400 for an infinite value (or one beyond float64's range, which parses as infinite)."""
     infinite = np.isinf(rows)
     if infinite.any():
         row, column = (int(i) for i in np.argwhere(infinite)[0])
-        raise ClientError(
-            400,
-            f"{where(row)} column {column + 1}: the value is infinite or beyond a 64-bit float's range "
-            "(about 1.8e308); send finite numbers (an empty field or null is a missing value)",
-        )
+        raise ClientError(400, _infinite(where(row), column))
     return rows
 
 
+def _infinite(where: str, column: int) -> str:
+    return (
+        f"{where} column {column + 1}: the value is infinite or beyond a 64-bit float's range "
+        "(about 1.8e308); send finite numbers (an empty field or null is a missing value)"
+    )
+
+
 def _decode_csv(text: str, first_line: int = 1, width: int | None = None) -> np.ndarray:
+    if "\n" not in text and '"' not in text:
+        # One record, the common real-time case: skip the general parser's overhead.
+        try:
+            values = [float(field) for field in text.split(",")]
+        except ValueError:
+            pass  # The general parser below explains what is wrong.
+        else:
+            if _INFINITY in values or -_INFINITY in values:  # cheaper than numpy for a few values
+                column = next(i for i, value in enumerate(values) if math.isinf(value))
+                raise ClientError(400, _infinite(f"CSV line {first_line}", column))
+            return np.array([values], dtype=np.float64)
     rows = _parse_csv(text, first_line, width)
     return _refuse_infinities(rows, lambda row: f"CSV line {first_line + row}")
 
 
 def _parse_csv(text: str, first_line: int, width: int | None) -> np.ndarray:
-    if "\n" not in text and '"' not in text:
-        # One record, the common real-time case: skip the general parser's overhead.
-        try:
-            return np.array([[float(field) for field in text.split(",")]], dtype=np.float64)
-        except ValueError:
-            pass  # The general parser below explains what is wrong.
     lines = _line_count(text)
     rows = _loadtxt(text, quoted='"' in text)
     # numpy skips blank lines and refuses empty fields; both are missing values (below). Looking
