@@ -111,6 +111,12 @@ def test_make_help_lists_the_entry_points(cookies):
         "clean",
     ):
         assert f"  {target} " in listing, f"make help does not list {target}:\n{listing}"
+    # Variables in the help text print their values, not their names.
+    assert "$(" not in listing, listing
+    assert "Build the image decision-trees:local " in listing and "http://127.0.0.1:8080 " in listing, listing
+    assert "Serve build/local/model " in listing, listing
+    overridden = run(["make", "help", "IMAGE=mirror.example/x:1", "PORT=9000"], cwd=project).stdout
+    assert "Build the image mirror.example/x:1 " in overridden and "http://127.0.0.1:9000 " in overridden
 
 
 def test_build_passes_base_image_and_platform(cookies):
