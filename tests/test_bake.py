@@ -421,3 +421,23 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     assert workflow["permissions"] == {"contents": "read"}
     assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
     assert "make test-container" in [step.get("run") for step in jobs["container"]["steps"]]
+
+
+def test_project_records_the_template_version_and_its_user_owned_paths(cookies):
+    """The version is the CHANGELOG's newest; every path cruft is told to skip exists in a bake."""
+    version = COOKIECUTTER_JSON["_template_version"]
+    newest = next(line for line in (TEMPLATE / "CHANGELOG.md").read_text().splitlines() if line.startswith("## "))
+    assert newest.split()[1] == version, f"CHANGELOG's newest version {newest!r} is not {version}"
+    project = bake(cookies, project_name="Churn Model", product="model")
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["tool"]["sagemaker-template"] == {"version": version}
+    skip = pyproject["tool"]["cruft"]["skip"]
+    assert skip == [
+        "src/churn_model",
+        "tests/test_model.py",
+        "data",
+        "README.md",
+        "requirements.in",
+        "requirements.lock",
+    ]
+    assert all((project / path).exists() for path in skip), skip
