@@ -5,8 +5,13 @@ library only), so generation, `make check-os` and the README table share one imp
 one data file. If the chosen OS cannot be scanned by AWS Marketplace and `marketplace` is true,
 generation stops and cookiecutter removes what it wrote.
 
-Standard library only; no git, docker or network. Safe to run twice (cruft re-runs it): each
-step checks whether it is already done. The only Jinja is the context, read as JSON.
+Standard library only; no git, docker or network. The only Jinja is the context, read as JSON.
+
+It only ever runs on a fresh render, never on a user's project: `cookiecutter` and `cruft create`
+run it in the new project's directory, and `cruft update` renders the project's old template
+commit and the new one, each into its own temporary directory, running each commit's own version
+of this hook there, then applies the difference between the two renders to the project as a
+patch. Each step still returns early when its input directory is gone.
 """
 
 from __future__ import annotations

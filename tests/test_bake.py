@@ -342,7 +342,8 @@ def test_template_owned_files_are_copied_verbatim(cookies):
 
 
 def test_jinja_in_rendered_files_stays_at_the_edges():
-    """Values only in the first lines; beyond them, at most a few {% if %} blocks around whole
+    """Values only in the first lines (16: pyproject.toml's project, template version, skip list and
+    [tool.sagemaker] answers); beyond them, at most a few {% if %} blocks around whole
     targets (Makefile) or sections (README, the user's tests)."""
     source_root = TEMPLATE / "{{cookiecutter.project_slug}}"
     control = re.compile(r"^\{%-? (if|elif|else|endif)\b.*-?%\}$")
@@ -356,7 +357,7 @@ def test_jinja_in_rendered_files_stays_at_the_edges():
         late = [
             n
             for n, line in enumerate(lines, 1)
-            if re.search(r"\{\{|\{%", line) and n > 12 and not control.match(line.strip())
+            if re.search(r"\{\{|\{%", line) and n > 16 and not control.match(line.strip())
         ]
         assert not late, f"{source.relative_to(TEMPLATE)} has Jinja beyond its first lines: {late}"
         blocks = sum(1 for line in lines if control.match(line.strip()) and " if " in f" {line.strip()[3:]}")
@@ -435,3 +436,23 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     assert workflow["permissions"] == {"contents": "read"}
     assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
     assert "make test-container" in [step.get("run") for step in jobs["container"]["steps"]]
+
+
+def test_project_records_the_template_version_and_its_user_owned_paths(cookies):
+    """The version is the CHANGELOG's newest; every path cruft is told to skip exists in a bake."""
+    version = COOKIECUTTER_JSON["_template_version"]
+    newest = next(line for line in (TEMPLATE / "CHANGELOG.md").read_text().splitlines() if line.startswith("## "))
+    assert newest.split()[1] == version, f"CHANGELOG's newest version {newest!r} is not {version}"
+    project = bake(cookies, project_name="Churn Model", product="model")
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["tool"]["sagemaker-template"] == {"version": version}
+    skip = pyproject["tool"]["cruft"]["skip"]
+    assert skip == [
+        "src/churn_model",
+        "tests/test_model.py",
+        "data",
+        "README.md",
+        "requirements.in",
+        "requirements.lock",
+    ]
+    assert all((project / path).exists() for path in skip), skip

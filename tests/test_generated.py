@@ -111,6 +111,12 @@ def test_make_help_lists_the_entry_points(cookies):
         "clean",
     ):
         assert f"  {target} " in listing, f"make help does not list {target}:\n{listing}"
+    # Variables in the help text print their values, not their names.
+    assert "$(" not in listing, listing
+    assert "Build the image decision-trees:local " in listing and "http://127.0.0.1:8080 " in listing, listing
+    assert "Serve build/local/model " in listing, listing
+    overridden = run(["make", "help", "IMAGE=mirror.example/x:1", "PORT=9000"], cwd=project).stdout
+    assert "Build the image mirror.example/x:1 " in overridden and "http://127.0.0.1:9000 " in overridden
 
 
 def test_build_passes_base_image_and_platform(cookies):
@@ -120,14 +126,18 @@ def test_build_passes_base_image_and_platform(cookies):
 
 
 def test_readme_generate_command_works_on_a_fresh_venv(tmp_path):
-    """The README's first quickstart command, with this checkout in place of gh:<org>/<repo>."""
+    """The README's first quickstart command (cruft), with this checkout in place of the template's URL:
+    cruft clones the checkout's HEAD commit, so uncommitted template changes are not in this bake."""
     from .conftest import TEMPLATE
 
     readme = (TEMPLATE / "README.md").read_text()
-    command = next(line for line in readme.splitlines() if "cookiecutter gh:<org>/<repo>" in line)
-    command = command.replace("gh:<org>/<repo>", f"--no-input {TEMPLATE}")
+    command = next(line for line in readme.splitlines() if "cruft create https://github.com/<org>/<repo>" in line)
+    command = command.replace("https://github.com/<org>/<repo>", f"{TEMPLATE} --no-input")
     run(["bash", "-c", command], cwd=tmp_path, timeout=600)
     assert (tmp_path / "decision-trees" / "Makefile").is_file()
+    cruft_state = json.loads((tmp_path / "decision-trees" / ".cruft.json").read_text())
+    head = run(["git", "rev-parse", "HEAD"], cwd=TEMPLATE).stdout.strip()
+    assert cruft_state["commit"] == head and cruft_state["context"]["cookiecutter"]["project_slug"] == "decision-trees"
 
 
 UV_GLIBC_MINORS = [17, *range(28, 41)]  # the manylinux targets `uv --python-platform` knows
