@@ -32,9 +32,9 @@ from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
 from . import admission, listening
+from .adapter import SERVING, UserModule, load_user_module
 from .app import InferenceApp, ModelState
 from .batching import BatchingPredictor
-from .adapter import SERVING, UserModule, load_user_module
 from .errors import ContractError
 from .formats import Formats
 from .model_metadata import incompatibility, read_metadata

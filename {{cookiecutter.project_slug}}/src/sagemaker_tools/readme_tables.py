@@ -19,7 +19,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sagemaker_contract import declaration as declaration_types
-
 from sagemaker_contract.adapter import UserModule, load_user_module
 
 START = "<!-- declaration:start (written by `make docs`) -->"

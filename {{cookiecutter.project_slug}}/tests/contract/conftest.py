@@ -6,6 +6,7 @@ import pytest
 
 from sagemaker_contract.opt_ml import OptMl
 
+
 @pytest.fixture
 def opt_ml(tmp_path):
     """An /opt/ml tree with small train and validation channels, as SageMaker writes it."""

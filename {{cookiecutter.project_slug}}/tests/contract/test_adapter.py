@@ -4,11 +4,12 @@ import types
 
 import numpy as np
 import pytest
-from stand_ins import raw_module
 
 from sagemaker_contract.adapter import PACKING, SERVING, TRAINING, adapt
 from sagemaker_contract.errors import ClientError, ProjectError
 from sagemaker_contract.formats import Formats
+
+from stand_ins import raw_module
 
 
 def test_a_complete_module_is_adapted_with_everything_the_contract_reads():
@@ -84,3 +85,17 @@ def test_payload_hooks_add_formats_without_touching_the_built_in_ones():
     with pytest.raises(ClientError) as caught:
         list(formats.decode_slices("text/plain", b"   "))
     assert caught.value.status == 400 and "no words; send one word per record" in caught.value.message
+
+
+def test_a_renamed_module_stays_importable_under_its_old_name_with_a_warning():
+    """Projects made by earlier template versions import sagemaker_contract.datasets in their own
+    tests/test_model.py, which updates never touch: that import must keep working."""
+    import importlib
+    import sys
+
+    from sagemaker_contract import training_data
+
+    sys.modules.pop("sagemaker_contract.datasets", None)
+    with pytest.warns(DeprecationWarning, match="sagemaker_contract.datasets is now sagemaker_contract.training_data"):
+        old = importlib.import_module("sagemaker_contract.datasets")
+    assert old is training_data and old.read_csv_channel is training_data.read_csv_channel

@@ -5,8 +5,8 @@ import gzip
 import numpy as np
 import pytest
 
-from sagemaker_contract.training_data import read_csv_channel
 from sagemaker_contract.errors import ContractError
+from sagemaker_contract.training_data import read_csv_channel
 
 
 def test_reads_every_file_in_path_order_including_subdirectories_and_gzip(tmp_path):

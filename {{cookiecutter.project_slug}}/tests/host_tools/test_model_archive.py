@@ -5,10 +5,11 @@ import tarfile
 
 import pytest
 
+from sagemaker_contract.adapter import adapt
 from sagemaker_contract.model_metadata import METADATA_FILE
 from sagemaker_tools.model_archive import PackagingError, package
 
-from stand_ins import SAMPLE_DATA, fake_module
+from stand_ins import SAMPLE_DATA, fake_module, raw_module
 
 
 def members(archive_path):
@@ -27,9 +28,9 @@ def test_without_a_model_the_example_is_trained_and_packed_at_the_archive_root(t
 
 
 def test_a_model_packages_example_model_is_used_when_there_is_no_fit(tmp_path):
-    module = fake_module(example_model=lambda train: {"depth": 5})
+    module = raw_module(example_model=lambda train: {"depth": 5})
     del module.fit
-    out = package(module, SAMPLE_DATA, tmp_path / "model.tar.gz")
+    out = package(adapt(module, ()), SAMPLE_DATA, tmp_path / "model.tar.gz")
     with tarfile.open(out) as archive:
         assert json.load(archive.extractfile("model.json")) == {"depth": 5}
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_contract.datasets import read_csv_channel
+from sagemaker_contract import read_csv_channel
 from sagemaker_contract.declaration import declaration_problems, parse_hyperparameters
 
 from {{ cookiecutter.__package_name }} import model

@@ -4,9 +4,9 @@
     python -m sagemaker_tools publish [--dry-run]
 
 One declaration drives everything: the hyperparameters, channels and metrics in your model.py
-(through `describe`), the content types the server speaks (sagemaker_contract.formats, with the project's own), and the listing
-settings in pyproject.toml's [tool.sagemaker]. Every request is checked against the SageMaker
-service model botocore ships before anything is sent.
+(through `describe`), the content types the server speaks (sagemaker_contract.formats, with the
+project's own), and the listing settings in pyproject.toml's [tool.sagemaker]. Every request is
+checked against the SageMaker service model botocore ships before anything is sent.
 """
 
 

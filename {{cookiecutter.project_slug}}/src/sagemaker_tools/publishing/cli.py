@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from sagemaker_contract.errors import ProjectError
+
 from . import PublishError
 from .config import load_settings
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker_contract.project import PRODUCT
+
 from . import PublishError
 
 if sys.version_info >= (3, 11):

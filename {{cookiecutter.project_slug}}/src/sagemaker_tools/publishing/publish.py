@@ -24,6 +24,7 @@ import botocore
 from sagemaker_contract import describe
 from sagemaker_contract.adapter import UserModule, load_user_module
 from sagemaker_contract.declaration import declaration_problems
+
 from . import PublishError
 from .aws import Clients, aws_errors
 from .config import Settings
@@ -98,9 +99,7 @@ def plan(settings: Settings, *, dry_run: bool, user: UserModule | None = None, c
         model_data=model_data,
     )
     hyperparameters = (
-        validation_hyperparameters(user.hyperparameters, settings.validation_hyperparameters)
-        if product.trains
-        else {}
+        validation_hyperparameters(user.hyperparameters, settings.validation_hyperparameters) if product.trains else {}
     )
     listing = Listing(name, settings, image, role_arn, data, hyperparameters)
     request = product.build_request(declaration, listing)
