@@ -124,7 +124,8 @@ def expected_files(package: str, product: str = "algorithm") -> set[str]:
         *(f"src/sagemaker_contract/{name}" for name in CONTRACT),
         *(f"src/sagemaker_tools/{name}" for name in TOOLS),
         *(f"tests/contract/{name}" for name in CONTRACT_TESTS),
-        *(f"tests/tools/{name}" for name in TOOLS_TESTS),
+        *(f"tests/host_tools/{name}" for name in TOOLS_TESTS),
+        "tests/stand_ins.py",
         *(f"tests/container/{name}" for name in CONTAINER_TESTS),
         "tests/test_model.py",
     }
