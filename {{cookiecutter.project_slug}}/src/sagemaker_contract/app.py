@@ -247,7 +247,7 @@ class InferenceApp:
             try:
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                predictions = await asyncio.wait_for(predictor.predict(rows), remaining)
+                predictions = await asyncio.wait_for(predictor.submit(rows), remaining)
                 part = codecs.encode_part(response_kind, predictions)
             except asyncio.TimeoutError:
                 raise _ServerError(
