@@ -250,7 +250,7 @@ class InferenceApp:
             try:
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                predictions = await asyncio.wait_for(predictor.predict(rows), remaining)
+                predictions = await asyncio.wait_for(predictor.submit(rows), remaining)
                 answer.add(predictions)
             except asyncio.TimeoutError:
                 raise _ServerError(
