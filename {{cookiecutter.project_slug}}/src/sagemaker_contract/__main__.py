@@ -4,8 +4,9 @@ train        train on /opt/ml/input, save to /opt/ml/model (training.py)
 serve        answer /ping and /invocations on port 8080 (server.py)
 describe     print the project's declaration as JSON (hyperparameters, channels, metrics)
 local-tree   write an /opt/ml tree for a local run: local-tree DIR --data DATA [--set k=v ...]
-docs         write the declaration's tables into README.md (`make docs`)
-package-model  pack a model into model.tar.gz (`make package-model`; run on your machine)
+
+What runs on your machine instead (docs, package-model, check-os, push, publish) is
+`python -m sagemaker_tools`, which the image does not hold.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import signal
 import sys
 
-USAGE = "usage: IMAGE train | serve | describe | docs | local-tree | package-model"
+USAGE = "usage: IMAGE train | serve | describe | local-tree"
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
