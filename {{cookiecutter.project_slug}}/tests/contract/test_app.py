@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sagemaker_contract import formats
-from sagemaker_contract.admission import MemoryBudget, request_cost
+from sagemaker_contract.admission import MemoryBudget, plan, request_cost
 from sagemaker_contract.app import InferenceApp, ModelState
 from sagemaker_contract.batching import BatchingPredictor
 from sagemaker_contract.settings import MEBIBYTE, Settings
@@ -370,3 +370,16 @@ def test_a_chunked_body_that_outgrows_the_free_memory_is_503():
     status, headers, answer = invoke(make_app(budget=budget), b"", chunks=[chunk, chunk, chunk])
     assert status == 503 and headers[b"retry-after"] == b"1" and answer.startswith(b"server busy")
     assert budget.in_use == 0
+
+
+def test_a_batch_transform_payload_fits_the_budget_of_a_small_container():
+    """Batch transform's larger payloads (SAGEMAKER_MAX_PAYLOAD_IN_MB) are answered within the
+    budget: a 20 MB CSV body, in a 600 MB container whose model and server hold 125 MB, 2 workers."""
+    per_worker = plan(2, limit=600 * MEBIBYTE, held=125 * MEBIBYTE).per_worker
+    row = b"1,2,3\n"
+    body = row * (20 * MEBIBYTE // len(row))
+    assert request_cost("text/csv", len(body)) <= per_worker
+    budget = MemoryBudget(per_worker)
+    status, _, answer = invoke(make_app(budget=budget, max_payload_mb=20), body)
+    assert status == 200 and answer.count(b"\n") == body.count(b"\n")
+    assert budget.in_use == 0 and budget.peak >= request_cost("text/csv", len(body))
