@@ -31,8 +31,8 @@ from typing import Any, Callable
 
 from . import formats
 from .admission import MemoryBudget, Overloaded, TooLarge, request_cost
-from .batching import BatchingPredictor, PredictionError, WorkerStuck
-from .errors import ClientError
+from .batching import BatchingPredictor, WorkerStuck
+from .errors import ClientError, PredictionError
 from .formats import Formats
 from .settings import MEBIBYTE, Settings
 

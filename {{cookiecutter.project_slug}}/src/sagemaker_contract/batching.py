@@ -30,11 +30,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import PredictionError
+
 WATCH_SECONDS = 0.25  # how often the watchdog looks at the call running on the predict thread
-
-
-class PredictionError(Exception):
-    """predict() broke the contract (e.g. returned the wrong number of results)."""
 
 
 class WorkerStuck(Exception):

@@ -8,7 +8,9 @@
                        hyperparameters of a job, or the environment settings of an endpoint;
                        whoever started the job or endpoint fixes it
 
-Each message is one line: what is wrong, why, and what to do.
+Each message is one line: what is wrong, why, and what to do. The server's own signals (a
+request shed for memory, a worker replaced because a call is stuck) are not anyone's mistake and
+stay with the modules that raise and handle them (admission.py, batching.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class ClientError(Exception):
 
 class ProjectError(Exception):
     """The project's own module, model or declaration breaks the contract."""
+
+
+class PredictionError(ProjectError):
+    """The project's predict() broke the serving contract (e.g. returned the wrong number of results)."""
 
 
 class ContractError(Exception):

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from sagemaker_contract.batching import BatchingPredictor, PredictionError, WorkerStuck
+from sagemaker_contract.batching import BatchingPredictor, WorkerStuck
+from sagemaker_contract.errors import PredictionError
 
 
 class CountingModel:
