@@ -159,16 +159,18 @@ def _decode_slices(kind: str, body: Body) -> Iterator[np.ndarray]:
     for first, cut in _line_slices(body, start, end):
         text = _utf8(body, first, cut)
         rows = decode_text(text, line, width)
-        if width is None:
-            width = rows.shape[1]
-        elif rows.shape[1] != width:
-            raise ClientError(
-                400,
-                f"{unit} {line} has {rows.shape[1]} values but line 1 has {width}; "
-                "every record needs the same features",
-            )
+        width = _same_width(rows, width, f"{unit} {line}", "line 1")
         line += text.count("\n")
         yield rows
+
+
+def _same_width(rows: np.ndarray, width: int | None, where: str, first: str) -> int:
+    """The features every slice must have: the first slice's; a slice with others is a 400."""
+    if width is not None and rows.shape[1] != width:
+        raise ClientError(
+            400, f"{where} has {rows.shape[1]} values but {first} has {width}; every record needs the same features"
+        )
+    return rows.shape[1]
 
 
 def _content_bounds(body: Body) -> tuple[int, int]:
@@ -389,14 +391,7 @@ def _json_array_slices(text: str, position: int, inside_object: bool) -> Iterato
             raise ClientError(400, f"body is not valid JSON: expecting ',' or ']' at character {position}")
         if closed or position - slice_start >= SLICE_BYTES:
             rows = _rows_to_array(records, "instance", range(first_number, first_number + len(records)))
-            if width is None:
-                width = rows.shape[1]
-            elif rows.shape[1] != width:
-                raise ClientError(
-                    400,
-                    f"instance {first_number} has {rows.shape[1]} values but instance 1 has {width}; "
-                    "every record needs the same features",
-                )
+            width = _same_width(rows, width, f"instance {first_number}", "instance 1")
             first_number += len(records)
             records = []
             slice_start = position

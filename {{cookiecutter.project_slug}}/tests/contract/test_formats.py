@@ -230,3 +230,27 @@ def test_extreme_sizes_decode_or_are_refused_in_one_line(kind, megabytes):
             assert error.status == 400 and "\n" not in error.message
             continue
         assert rows.shape[1] >= 1 and not np.isinf(rows).any()
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message"),
+    [
+        # The first slice ends exactly where the narrower records begin, so the second slice is
+        # consistent on its own and only the check across slices can see the difference.
+        (
+            CSV,
+            b"1,2,3\n" * (formats.SLICE_BYTES // 6 + 1) + b"1,2\n" * 10,
+            f"CSV line {formats.SLICE_BYTES // 6 + 2} has 2 values but line 1 has 3",
+        ),
+        (
+            JSON,
+            b'{"instances":[' + b"[1,2,3]," * (formats.SLICE_BYTES // 8) + b"[1,2]," * 9 + b"[1,2]]}",
+            f"instance {formats.SLICE_BYTES // 8 + 1} has 2 values but instance 1 has 3",
+        ),
+    ],
+    ids=["csv", "json"],
+)
+def test_a_slice_whose_records_are_narrower_than_the_first_slice_is_a_400(kind, body, message):
+    with pytest.raises(ClientError) as caught:
+        list(formats.decode_slices(kind, body))
+    assert caught.value.status == 400 and message in caught.value.message
