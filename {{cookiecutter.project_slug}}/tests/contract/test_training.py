@@ -199,3 +199,18 @@ def test_the_entry_point_exits_143_on_sigterm_before_train_or_serve_take_over():
         env={**os.environ, "PYTHONPATH": str(source)},
     )
     assert (result.returncode, result.stdout) == (143, ""), result.stderr[-2000:]
+
+
+def test_a_fit_that_takes_the_job_receives_it_read_from_opt_ml(opt_ml):
+    opt_ml.resource_config_file.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
+    seen = []
+
+    def fit(hyperparameters, train, validation=None, job=None):
+        seen.append(job)
+        return {"depth": hyperparameters["depth"]}
+
+    assert training.run(opt_ml, fake_module(fit=fit)) == 0
+    (job,) = seen
+    assert (job.cluster.rank, job.cluster.world_size, job.cluster.is_leader) == (1, 2, False)
+    assert job.hyperparameters == {"depth": "3"} and set(job.channels) == {"train", "validation"}
+    assert job.channels["train"].directory == opt_ml.channel_dir("train")
