@@ -24,6 +24,12 @@ Optional payload hooks, for request and response formats besides CSV, JSON and J
                                              ValueError with a one-line reason for a bad body
     RESPONSE_TYPES = ("application/x-npy",)  types encode() writes (Accept)
     encode(predictions, accept) -> bytes
+
+Optional metering hook, for AWS Marketplace's per-inference pricing (app.py sends the count on
+every 2xx answer to /invocations; by default one unit per record):
+
+    consumed_units(records, predictions) -> int      the units one slice of a request's records
+                                             costs (tokens, pixels, ...); the answer carries the sum
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ SERVING = ("load", "predict")
 TRAINING = ("fit", "evaluate", "save", "HYPERPARAMETERS", "CHANNELS", "METRICS")
 PACKING = ("load", "predict", "save")
 
-_CALLABLES = ("load", "predict", "fit", "evaluate", "save", "example_model", "decode", "encode")
+_CALLABLES = ("load", "predict", "fit", "evaluate", "save", "example_model", "decode", "encode", "consumed_units")
 _SEQUENCES = ("HYPERPARAMETERS", "CHANNELS", "METRICS", "REQUEST_TYPES", "RESPONSE_TYPES")
 _KNOWN = (*_CALLABLES, *_SEQUENCES, "MODEL_FILE", "SUPPORTS_BATCHING")
 
@@ -67,6 +73,7 @@ class UserModule:
     fit_takes_job: bool = False
     decode: Callable[[bytes, str], Any] | None = None
     encode: Callable[[Any, str], bytes] | None = None
+    consumed_units: Callable[[Any, Any], int] | None = None
     request_types: tuple[str, ...] = field(default=())
     response_types: tuple[str, ...] = field(default=())
     defined: frozenset[str] = frozenset()  # the names the module defines, of those listed above
@@ -142,6 +149,7 @@ def adapt(module: ModuleType, required: Sequence[str] = SERVING) -> UserModule:
         fit_takes_job=fit is not None and _takes(fit, "job"),
         decode=getattr(module, "decode", None),
         encode=getattr(module, "encode", None),
+        consumed_units=getattr(module, "consumed_units", None),
         request_types=tuple(t.lower() for t in _as_tuple(getattr(module, "REQUEST_TYPES", ()))),
         response_types=tuple(t.lower() for t in _as_tuple(getattr(module, "RESPONSE_TYPES", ()))),
         defined=frozenset(name for name in _KNOWN if hasattr(module, name)),

@@ -2,7 +2,8 @@
 
     GET  /ping                  200 with an empty body once the model is loaded; 503 and the
                                 reason while it is not (SageMaker allows each ping 2 s)
-    POST /invocations           records in, one prediction per record out (see formats.py)
+    POST /invocations           records in, one prediction per record out (see formats.py); every
+                                200 carries X-Amzn-Inference-Metering (below), no error does
     GET  /execution-parameters  what batch transform should send (MultiRecord, payload size)
 
 Client mistakes get a 4xx and a one-line text/plain reason; they never reach predict() with
@@ -14,6 +15,13 @@ Every request is answered, even under overload: before its body is read, a reque
 memory it will need from its worker's budget (admission.py), waits for it in line, or is
 answered 503 with Retry-After. Large bodies are decoded, predicted and encoded a slice at a time,
 so the event loop is never held for long and /ping answers within SageMaker's 2 s.
+
+Metering: AWS Marketplace bills per-inference products by what the container reports on each
+2xx answer, `X-Amzn-Inference-Metering: {"Dimension": "inference.count", "ConsumedUnits": N}`
+("Reporting usage for inference pricing", AWS Marketplace seller guide: inference.count is the only
+dimension it accepts; with hourly pricing the header is ignored). N is the number of records
+answered (CSV lines, JSON instances, JSON Lines lines; a batch transform body counts all of its
+records), or the sum of the project's consumed_units(records, predictions) over the slices.
 
 No web framework: the app is small, and every microsecond spent outside the model is throughput
 a buyer pays for.
@@ -28,6 +36,8 @@ import os
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import numpy as np
 
 from . import formats
 from .admission import MemoryBudget, Overloaded, TooLarge, request_cost
@@ -53,6 +63,8 @@ class ModelState:
     feature_count: int | None = None
     formats: Formats = field(default_factory=Formats)  # the built-in ones, plus the project's
     error: str | None = None
+    # The project's count of billed units for a slice of records (adapter.py); None: one per record.
+    consumed_units: Callable[[Any, Any], int] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -205,11 +217,11 @@ class InferenceApp:
             return
         try:
             body = await self._read_body(declared, receive, request_kind, reservation)
-            answer = await self._predict_body(request_kind, response_kind, body, deadline)
+            answer, units = await self._predict_body(request_kind, response_kind, body, deadline)
             del body
             self.answered += 1
             # Released only once the answer is handed to the connection: it is held until then.
-            await _respond(send, 200, answer, response_kind.encode())
+            await _respond(send, 200, answer, response_kind.encode(), (_metering(units),))
         except _ServerError as error:
             request_id = self._next_id()
             if error.traceback:
@@ -226,14 +238,18 @@ class InferenceApp:
         finally:
             self.budget.release(reservation)
 
-    async def _predict_body(self, request_kind: str, response_kind: str, body: formats.Body, deadline: float) -> bytes:
-        """Decode, predict and encode the body a slice at a time; the whole answer."""
+    async def _predict_body(
+        self, request_kind: str, response_kind: str, body: formats.Body, deadline: float
+    ) -> tuple[bytes, int]:
+        """Decode, predict and encode the body a slice at a time; the whole answer and the units it
+        consumed (the records answered, or what the project's consumed_units() counts)."""
         assert self.state.predictor is not None
         predictor = self.state.predictor
         expected = self.state.feature_count
         loop = asyncio.get_running_loop()
         answer = self.state.formats.answer(response_kind)
         records = 0
+        units = 0
         slices = self.state.formats.decode_slices(request_kind, body)
         several = len(body) > formats.SLICE_BYTES
         while True:
@@ -274,11 +290,12 @@ class InferenceApp:
                     traceback=True,
                 ) from error
             records += len(rows)
+            units += len(rows) if self.state.consumed_units is None else self._consumed_units(rows, predictions)
             del rows, predictions
             if several:
                 await asyncio.sleep(0)  # let /ping and other requests in between slices
         try:
-            return answer.body()
+            return answer.body(), units
         except Exception as error:  # noqa: BLE001 - the project's encode() failed: a server error
             raise _ServerError(
                 500,
@@ -286,6 +303,26 @@ class InferenceApp:
                 f"encoding {records} predictions as {response_kind} failed: {type(error).__name__}: {_one_line(error)}",
                 traceback=True,
             ) from error
+
+    def _consumed_units(self, rows: Any, predictions: Any) -> int:
+        """The project's count for one slice: a whole number from 0 up, or a 500 (it is the bill)."""
+        assert self.state.consumed_units is not None
+        try:
+            units = self.state.consumed_units(rows, predictions)
+        except Exception as error:  # noqa: BLE001 - the project's mistake: a server error, not a lost worker
+            raise _ServerError(
+                500,
+                "internal error while counting the answer's units",
+                f"consumed_units() failed on {len(rows)} records: {type(error).__name__}: {_one_line(error)}",
+                traceback=True,
+            ) from error
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 0:
+            raise _ServerError(
+                500,
+                "internal error while counting the answer's units",
+                f"consumed_units() returned {units!r} for {len(rows)} records; it must return a whole number >= 0",
+            )
+        return int(units)
 
     async def _read_body(self, declared: int | None, receive: Receive, kind: str, reservation: Any) -> formats.Body:
         """The body: the one message it came in (the common case, no copy), or its messages
@@ -341,6 +378,11 @@ class WorkerOverloadedWhileReading(ClientError):
 _OVERLOADED = b"server busy: not enough memory free for this request now; retry after a second\n"
 _RETRY = ((b"retry-after", b"1"),)
 _CLOSE_RETRY = ((b"retry-after", b"1"), (b"connection", b"close"))
+
+
+def _metering(units: int) -> tuple[bytes, bytes]:
+    """The header AWS Marketplace bills per-inference pricing by (module docstring)."""
+    return (b"x-amzn-inference-metering", b'{"Dimension": "inference.count", "ConsumedUnits": %d}' % units)
 
 
 def _content_length(headers: dict[str, str]) -> int | None:

@@ -135,6 +135,7 @@ def load_model(
         predictor=predictor,
         feature_count=feature_count if isinstance(feature_count, int) else None,
         formats=Formats.of(user),
+        consumed_units=user.consumed_units,
         details={"model_dir": str(found), "load_seconds": round(time.monotonic() - started, 3)},
     )
 

@@ -1,5 +1,6 @@
 """`docker run IMAGE serve`: /ping, /invocations and /execution-parameters over real HTTP."""
 
+import http.client
 import json
 
 import pytest
@@ -71,6 +72,45 @@ def test_client_mistakes_get_a_4xx_and_one_line_and_the_server_lives_on(server, 
     assert response_type.startswith("text/plain")
     assert answer.decode().count("\n") == 1
     assert server.request("GET", "/ping")[0] == 200
+
+
+def metering_of(server, body: bytes, content_type: str):
+    """(status, the X-Amzn-Inference-Metering header or None) of one POST /invocations."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=70)
+    try:
+        connection.request("POST", "/invocations", body=body, headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Amzn-Inference-Metering")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "units"),
+    [
+        ("text/csv", csv_body(ROWS[:3]), 3),
+        ("application/json", json.dumps({"instances": ROWS[:2]}).encode(), 2),
+        ("application/jsonlines", "".join(json.dumps(row) + "\n" for row in ROWS[:5]).encode(), 5),
+        ("text/csv", csv_body(ROWS), len(ROWS)),
+    ],
+    ids=["3-csv-rows", "2-json-instances", "5-jsonlines", "batch"],
+)
+def test_a_2xx_bills_one_inference_per_record_answered(server, content_type, body, units):
+    """AWS Marketplace's per-inference pricing bills what this header says (app.py)."""
+    status, metering = metering_of(server, body, content_type)
+    assert status == 200
+    assert json.loads(metering) == {"Dimension": "inference.count", "ConsumedUnits": units}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("text/csv", b"1.0\n"), ("image/png", b"\x89PNG"), ("application/json", b"{not json")],
+    ids=["feature-count", "content-type", "bad-json"],
+)
+def test_a_4xx_carries_no_metering(server, content_type, body):
+    status, metering = metering_of(server, body, content_type)
+    assert 400 <= status < 500 and metering is None
 
 
 def test_execution_parameters_for_batch_transform(server):

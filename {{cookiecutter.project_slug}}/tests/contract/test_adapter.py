@@ -31,6 +31,7 @@ def test_a_complete_module_is_adapted_with_everything_the_contract_reads():
         ({"REQUEST_TYPES": ["png"]}, "REQUEST_TYPES must list media types such as 'image/png'"),
         ({"REQUEST_TYPES": ["image/png"]}, "REQUEST_TYPES is set but decode(body, content_type) is not defined"),
         ({"RESPONSE_TYPES": ["application/x-npy"]}, "RESPONSE_TYPES is set but encode(predictions, accept)"),
+        ({"consumed_units": 1}, "consumed_units must be a function, not int"),
     ],
 )
 def test_a_mistyped_name_is_one_line_naming_it(overrides, message):
@@ -47,6 +48,14 @@ def test_missing_names_are_listed_for_the_use_that_needs_them():
     user = adapt(module, SERVING)
     with pytest.raises(ProjectError, match=r"does not define fit, evaluate, save, HYPERPARAMETERS, CHANNELS, METRICS;"):
         user.require(TRAINING)
+
+
+def test_the_metering_hook_is_read_when_the_module_defines_it():
+    def count_values(records, predictions):
+        return records.size
+
+    assert adapt(raw_module(consumed_units=count_values), SERVING).consumed_units is count_values
+    assert adapt(raw_module(), SERVING).consumed_units is None
 
 
 def test_fit_taking_a_job_is_noticed():

@@ -383,3 +383,103 @@ def test_a_batch_transform_payload_fits_the_budget_of_a_small_container():
     status, _, answer = invoke(make_app(budget=budget, max_payload_mb=20), body)
     assert status == 200 and answer.count(b"\n") == body.count(b"\n")
     assert budget.in_use == 0 and budget.peak >= request_cost("text/csv", len(body))
+
+
+# --- metering: X-Amzn-Inference-Metering on every 2xx, for per-inference pricing -----------------
+METERING = b"x-amzn-inference-metering"
+
+
+def units_billed(headers):
+    metering = json.loads(headers[METERING])
+    assert metering["Dimension"] == "inference.count"
+    return metering["ConsumedUnits"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "units"),
+    [
+        ("text/csv", b"1,2,3\n4,5,6\n7,8,9\n", 3),
+        ("application/json", b'{"instances": [[1,2,3],[4,5,6]]}', 2),
+        ("application/json", b"[1,2,3]", 1),
+        ("application/jsonlines", b"[1,2,3]\n\n[4,5,6]\n[7,8,9]\n[1,1,1]\n", 4),
+    ],
+)
+def test_every_200_carries_the_records_answered_as_consumed_units(content_type, body, units):
+    status, headers, _ = invoke(make_app(), body, content_type)
+    assert status == 200
+    assert units_billed(headers) == units
+    assert headers[METERING] == b'{"Dimension": "inference.count", "ConsumedUnits": %d}' % units
+
+
+def test_a_batch_transform_body_of_many_slices_bills_every_record():
+    body = b"1,2,3\n" * 150_000  # several slices (formats.SLICE_BYTES), and merged predict() calls
+    assert len(body) > 3 * formats.SLICE_BYTES
+    status, headers, answer = invoke(make_app(), body)
+    assert status == 200 and answer.count(b"\n") == 150_000
+    assert units_billed(headers) == 150_000
+
+
+@pytest.mark.parametrize(
+    ("predict", "body", "status"),
+    [
+        (sum_rows, b"1,2", 400),  # too few features
+        (sum_rows, b"1,,3", 400),  # the model refuses NaN
+        (sum_rows, b"", 400),
+        (broken, b"1,2,3", 500),
+        (lambda model, features: [1], b"1,2,3\n4,5,6", 500),  # one result for two records
+    ],
+)
+def test_error_answers_carry_no_metering(predict, body, status):
+    got, headers, _ = invoke(make_app(predict=predict), body)
+    assert got == status
+    assert METERING not in headers
+
+
+def test_unsupported_types_and_a_loading_model_carry_no_metering():
+    assert METERING not in invoke(make_app(), b"1,2,3", "image/png")[1]
+    assert METERING not in invoke(make_app(), b"1,2,3", accept="image/png")[1]
+    not_loaded = InferenceApp(ModelState(error="no model"), Settings())
+    assert METERING not in invoke(not_loaded, b"1,2,3")[1]
+
+
+def make_metered_app(consumed_units, **settings):
+    state = ModelState(predictor=BatchingPredictor(None, sum_rows), feature_count=3, consumed_units=consumed_units)
+    return InferenceApp(state, Settings(**settings))
+
+
+def test_the_projects_consumed_units_counts_another_unit_summed_over_slices():
+    seen = []
+
+    def per_value(records, predictions):
+        seen.append((len(records), len(predictions)))
+        return int(records.size)  # e.g. bill by the value, not the record
+
+    status, headers, _ = invoke(make_metered_app(per_value), b"1,2,3\n4,5,6\n")
+    assert status == 200 and units_billed(headers) == 6 and seen == [(2, 2)]
+    seen.clear()
+    body = b"1,2,3\n" * 150_000
+    status, headers, _ = invoke(make_metered_app(per_value), body)
+    assert status == 200 and units_billed(headers) == 450_000
+    assert len(seen) > 1 and sum(records for records, _ in seen) == 150_000
+
+
+@pytest.mark.parametrize(
+    ("consumed_units", "detail"),
+    [
+        (lambda records, predictions: 1 / 0, "consumed_units() failed on 2 records: ZeroDivisionError"),
+        (lambda records, predictions: -1, "consumed_units() returned -1 for 2 records"),
+        (lambda records, predictions: 2.5, "consumed_units() returned 2.5 for 2 records"),
+        (lambda records, predictions: None, "consumed_units() returned None for 2 records"),
+    ],
+)
+def test_a_broken_consumed_units_is_a_500_without_metering(consumed_units, detail, caplog):
+    with caplog.at_level("ERROR"):
+        status, headers, answer = invoke(make_metered_app(consumed_units), b"1,2,3\n4,5,6\n")
+    assert status == 500 and METERING not in headers
+    assert answer.startswith(b"internal error while counting the answer's units (request id ")
+    assert detail in caplog.text
+
+
+def test_zero_units_is_a_valid_count():
+    status, headers, _ = invoke(make_metered_app(lambda records, predictions: np.int64(0)), b"1,2,3")
+    assert status == 200 and units_billed(headers) == 0

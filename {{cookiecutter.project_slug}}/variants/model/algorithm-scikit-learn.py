@@ -11,6 +11,8 @@ calls what this module defines:
     save(model, model_dir)      write the model into model_dir (it becomes model.tar.gz)
     load(model_dir) -> model    read it back, once, when the server starts
     predict(model, features)    one prediction per row of `features` (a float array)
+    consumed_units(records, predictions) -> int    optional: the units a request bills under
+                                 AWS Marketplace's per-inference pricing (default: its records)
 
 `train` and `validation` are Datasets: `.features` (rows x columns, float) and `.labels`, read
 from CSV files with the label in the first column and no header.

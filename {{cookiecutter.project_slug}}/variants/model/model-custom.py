@@ -8,6 +8,8 @@ the template's `sagemaker_contract` package serves it by calling what this modul
     predict(model, features)     one prediction per row of `features` (a float array)
     save(model, model_dir)       used by `make package-model` to pack a model you trained
     example_model(train)         trains the bundled example, as you would in a notebook
+    consumed_units(records, predictions) -> int    optional: the units a request bills under
+                                 AWS Marketplace's per-inference pricing (default: its records)
 
 This skeleton uses no ML framework: a nearest-centroid classifier in plain NumPy, saved as
 JSON. Replace it with your own code, and add what it needs to requirements.in.
