@@ -9,4 +9,6 @@ everything here works on the project from outside it, and the Makefile calls it:
     base-os-table           print the template README's table of base OS choices
     push [...]              push the image to ECR or another registry         (make push)
     publish [--dry-run]     create the algorithm or model package             (make publish)
+    listing [...]           the buyer assets: usage, samples, notebook        (make listing)
+    test-listing [...]      run the buyer notebook in SDK local mode          (make test-listing)
 """
