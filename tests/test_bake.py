@@ -46,6 +46,7 @@ TOOLS = [
     "__init__.py",
     "__main__.py",
     "base_os.json",
+    "listing.py",
     "model_archive.py",
     "os_check.py",
     "readme_tables.py",
@@ -83,6 +84,7 @@ CONTRACT_TESTS = [
 TOOLS_TESTS = [
     "__init__.py",
     "publishing_support.py",
+    "test_listing.py",
     "test_lock.py",
     "test_model_archive.py",
     "test_publishing_publish.py",

@@ -41,6 +41,9 @@ def docker_engine():
 
 
 # Every Debian these machines can build, and every product x framework on Debian 12.
+# The default algorithm and the scikit-learn model package also make their listing and run its
+# buyer notebook in SageMaker's local mode (`make test-listing`), on the image already built.
+LISTED = ({"base_os": "debian-12"}, {"base_os": "debian-12", "product": "model"})
 BUILDS = [
     {"base_os": "debian-12"},
     {"base_os": "debian-11"},
@@ -61,6 +64,12 @@ def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engi
     tag = f"test-{os.getpid()}"
     try:
         result = make(project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag)
+        if answers in LISTED:
+            listed = make(project, "test-listing", venv=project_venv, timeout=1800, IMAGE_TAG=tag)
+            print(listed.stdout.strip().splitlines()[-1])
+            assert "every answer was as in the samples" in listed.stdout
+            notebook = json.loads((project / "build" / "test-listing" / "buyer-notebook.ipynb").read_text())
+            assert all(cell.get("execution_count") for cell in notebook["cells"] if cell["cell_type"] == "code")
     finally:
         subprocess.run(["docker", "image", "rm", f"{name}:{tag}"], capture_output=True)
     summary = result.stdout.strip().splitlines()[-1]

@@ -664,7 +664,7 @@ def local_mode_parameters(image: str, model_data: Path | None) -> str:
     return "\n".join(lines)
 
 
-def test_listing(
+def run_notebook(
     listing: Path, image: str, model_data: Path | None, out: Path, docker: str = "docker", timeout: float = 1200
 ) -> Path:
     """Run the listing's notebook in local mode against `image`, in a copy of the listing in `out`
@@ -690,23 +690,17 @@ def test_listing(
     client = NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(out)}}
     )
+    failed: list[int] = []
+    client.on_cell_error = lambda cell, cell_index, execute_reply: failed.append(cell_index)
     before = _containers_of(image, docker)
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError) as error:
         nbformat.write(notebook, str(executed))
-        failed = next(
-            (
-                i
-                for i, cell in enumerate(notebook.cells)
-                if any(o.get("output_type") == "error" for o in cell.get("outputs", ()))
-            ),
-            None,
-        )
-        where = f"cell {failed}" if failed is not None else "a cell"
-        reason = _error_line(notebook, failed) or _exception_line(error)
+        # Counted as the notebook shows them (the injected cell left out), from 1.
+        where = f"cell {failed[0] + (1 if failed[0] <= first else 0)}" if failed else "a cell"
         raise ListingError(
-            f"{where} of {path.name} failed in local mode: {reason} (the whole run: {executed})"
+            f"{where} of {path.name} failed in local mode: {_exception_line(error)} (the whole run: {executed})"
         ) from None
     finally:
         # Local mode's docker-compose leaves its stopped containers behind: remove the ones this run made.
@@ -718,9 +712,12 @@ def test_listing(
 
 
 def _containers_of(image: str, docker: str) -> set[str]:
-    listed = subprocess.run(
-        [docker, "ps", "-a", "-q", "--no-trunc", "--filter", f"ancestor={image}"], capture_output=True, text=True
-    )
+    try:
+        listed = subprocess.run(
+            [docker, "ps", "-a", "-q", "--no-trunc", "--filter", f"ancestor={image}"], capture_output=True, text=True
+        )
+    except OSError:  # no Docker client: local mode cannot have made any
+        return set()
     return set(listed.stdout.split())
 
 
@@ -729,15 +726,6 @@ def _exception_line(error: Exception) -> str:
     if name:
         return f"{name}: {' '.join(str(value).split())[:300]}"
     return f"{type(error).__name__}: {' '.join(str(error).split())[-300:]}"
-
-
-def _error_line(notebook: Any, index: int | None) -> str:
-    if index is None:
-        return ""
-    for output in notebook.cells[index].get("outputs", ()):
-        if output.get("output_type") == "error":
-            return f"{output.get('ename')}: {' '.join(str(output.get('evalue')).split())[:300]}"
-    return ""
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -757,7 +745,7 @@ def main(argv: list[str]) -> int:
     try:
         if command == "listing":
             return _listing(args)
-        executed = test_listing(
+        executed = run_notebook(
             args.listing.resolve(),
             args.image,
             args.model if PRODUCT != "algorithm" else None,
