@@ -151,6 +151,9 @@ class ImageServer:
             )
         self.container = started.stdout.strip()
         mapping = subprocess.run([docker, "port", self.container, "8080/tcp"], capture_output=True, text=True)
+        if mapping.returncode != 0 or not mapping.stdout.split():
+            self.stop()
+            raise ListingError(f"`{docker} run {image} serve` exited at once; run `make serve-local` to see why")
         self.port = int(mapping.stdout.split()[0].rsplit(":", 1)[1])
 
     def wait_until_healthy(self, timeout: float = 120) -> None:
@@ -201,9 +204,16 @@ def model_directory(model: Path, scratch: Path) -> Path:
 
 # --- the listing ----------------------------------------------------------------------------------
 def make_listing(
-    project_dir: Path, out: Path, invoke: Invoke, *, user: UserModule | None = None, model_dir: Path | None = None
+    project_dir: Path,
+    out: Path,
+    invoke: Invoke,
+    *,
+    image: str | None = None,
+    user: UserModule | None = None,
+    model_dir: Path | None = None,
 ) -> list[Sample]:
-    """Write the listing into `out` (replaced whole, only once every part is made)."""
+    """Write the listing into `out` (replaced whole, only once every part is made); `image` is
+    the image `invoke` talks to, which the notebook's local mode runs by default."""
     user = user or load_user_module(())
     settings = _settings(project_dir)
     declaration = describe.declaration(user)
@@ -253,7 +263,7 @@ def make_listing(
                     shutil.copyfile(path, target)
         feature_count = (read_metadata(model_dir) or {}).get("feature_count") if model_dir else None
         (staging / USAGE).write_text(usage(settings, user, declaration, samples, feature_count))
-        write_notebook(staging / NOTEBOOK, settings, user, samples)
+        write_notebook(staging / NOTEBOOK, settings, user, samples, image or f"{settings.name}:local")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -384,13 +394,13 @@ def usage(
 
 
 # --- the buyer notebook --------------------------------------------------------------------------
-def write_notebook(path: Path, settings: Settings, user: UserModule, samples: Sequence[Sample]) -> None:
+def write_notebook(path: Path, settings: Settings, user: UserModule, samples: Sequence[Sample], image: str) -> None:
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
     cells = [
         new_markdown_cell(source) if kind == "md" else new_code_cell(source)
-        for kind, source in _cells(settings, user, samples)
+        for kind, source in _cells(settings, user, samples, image)
     ]
     notebook = new_notebook(
         cells=cells,
@@ -403,13 +413,14 @@ def write_notebook(path: Path, settings: Settings, user: UserModule, samples: Se
     nbformat.write(notebook, str(path))
 
 
-def _cells(settings: Settings, user: UserModule, samples: Sequence[Sample]) -> list[tuple[str, str]]:
+def _cells(settings: Settings, user: UserModule, samples: Sequence[Sample], image: str) -> list[tuple[str, str]]:
     """The notebook's cells, ("md" or "code", source). The code is plain Python with $names filled in."""
     algorithm = PRODUCT == "algorithm"
     kind = "algorithm" if algorithm else "model package"
     types = settings.instance_types
     values = {
         "name": settings.name,
+        "image": image,
         "kind": kind,
         "resource": "algorithm" if algorithm else "model-package",
         "realtime": types["realtime"][0],
@@ -486,7 +497,7 @@ _PARAMETERS = """
     {training}
     # The switch: True runs every step in SageMaker's local mode against a local image.
     LOCAL_MODE = False
-    LOCAL_IMAGE = "$name:local"  # local mode: the image to run
+    LOCAL_IMAGE = "$image"  # local mode: the image to run (the one the samples came from)
 """
 _PARAMETERS_ALGORITHM = _PARAMETERS.replace("{training}", 'TRAINING_INSTANCE_TYPE = "$training"\n')
 _PARAMETERS_MODEL = (
@@ -768,7 +779,7 @@ def _listing(args: argparse.Namespace) -> int:
         server = ImageServer(args.image, model_dir, args.docker)
         try:
             server.wait_until_healthy()
-            samples = make_listing(args.project, args.out, server.invoke, model_dir=model_dir)
+            samples = make_listing(args.project, args.out, server.invoke, image=args.image, model_dir=model_dir)
         finally:
             server.stop()
     made = ", ".join(f"{s.content_type} ({s.records} records)" for s in samples)

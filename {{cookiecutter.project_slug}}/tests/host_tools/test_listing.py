@@ -62,7 +62,7 @@ def user_for(product):
 def test_the_listing_holds_usage_samples_answered_by_the_image_and_a_notebook(project, product):
     out = project / "build" / "listing"
     calls = []
-    samples = make_listing(project, out, answering(calls), user=user_for(product))
+    samples = make_listing(project, out, answering(calls), image="project:tested", user=user_for(product))
     # One request per built-in content type, answered in that same type.
     assert calls == [(t, t) for t in ("text/csv", "application/json", "application/jsonlines")]
     files = {str(path.relative_to(out)) for path in out.rglob("*") if path.is_file()}
@@ -79,6 +79,9 @@ def test_the_listing_holds_usage_samples_answered_by_the_image_and_a_notebook(pr
     ]
     assert (out / "samples/output.csv").read_text() == "".join(f"label-{n}\n" for n in range(10))
     assert [(s.records, s.consumed_units) for s in samples] == [(10, 10)] * 3
+    # The notebook's local mode runs the image the samples came from.
+    first_code = next(c for c in nbformat.read(str(out / "buyer-notebook.ipynb"), 4).cells if c.cell_type == "code")
+    assert 'LOCAL_IMAGE = "project:tested"' in first_code.source
 
 
 def test_usage_says_formats_limits_instance_types_metering_and_the_declaration(project, product):
@@ -111,7 +114,7 @@ def test_the_notebook_is_nbformat_4_with_the_switch_first_and_every_step(project
     code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     for source in code:
         ast.parse(source)  # every code cell is valid Python
-    assert "LOCAL_MODE = False" in code[0] and "PRODUCT_ARN =" in code[0]
+    assert "LOCAL_MODE = False" in code[0] and "PRODUCT_ARN =" in code[0] and 'LOCAL_IMAGE = "' in code[0]
     whole = "\n".join(cell.source for cell in notebook.cells)
     for step in ("Subscribe", "Deploy a real-time endpoint", "Invoke it", "Batch transform", "Clean up"):
         assert f". {step}" in whole, step
