@@ -49,6 +49,7 @@ TOOLS = [
     "model_archive.py",
     "os_check.py",
     "readme_tables.py",
+    "sbom.py",
     *(
         f"publishing/{name}"
         for name in (
@@ -89,6 +90,7 @@ TOOLS_TESTS = [
     "test_publishing_push.py",
     "test_publishing_requests.py",
     "test_readme_tables.py",
+    "test_sbom.py",
 ]
 CONTAINER_TESTS = [
     "__init__.py",
@@ -97,6 +99,7 @@ CONTAINER_TESTS = [
     "test_image.py",
     "test_model_loading.py",
     "test_publishing.py",
+    "test_sbom.py",
     "test_serve.py",
     "test_stress.py",
 ]

@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from .os_check import main as os_check
 
         return os_check(["table", *rest])
+    if command == "sbom":
+        from .sbom import main as sbom
+
+        return sbom(rest)
     if command in ("push", "publish"):
         from .publishing.cli import main as publishing
 
