@@ -441,7 +441,8 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     assert workflow["permissions"] == {}
     assert {name: job["permissions"].get("contents") for name, job in jobs.items()} == dict.fromkeys(jobs, "read")
     assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
-    assert "make test-container" in [step.get("run") for step in jobs["container"]["steps"]]
+    container_runs = [step.get("run") for step in jobs["container"]["steps"]]
+    assert "make test-container TEST_REGISTRY=localhost:5000" in container_runs
 
 
 PINNED_ACTION = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")

@@ -161,6 +161,17 @@ def served_model(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def test_registry() -> str:
+    """host:port of a registry to push to (TEST_REGISTRY; CI's workflow runs one on localhost:5000)."""
+    registry = os.environ.get("TEST_REGISTRY", "")
+    if not registry:
+        _unavailable(
+            "TEST_REGISTRY is not set; run `make test-container TEST_REGISTRY=host:port` with a registry there"
+        )
+    return registry
+
+
+@pytest.fixture(scope="session")
 def planned():
     """The request `make publish DRY_RUN=1` would write, built from this project."""
     from sagemaker_tools.publishing.config import load_settings
