@@ -497,3 +497,32 @@ def test_project_records_the_template_version_and_its_user_owned_paths(cookies):
         "requirements.lock",
     ]
     assert all((project / path).exists() for path in skip), skip
+
+
+def test_make_scan_runs_the_installed_scanner_or_says_how_to_get_one(cookies, tmp_path):
+    """Neither scanner can be installed here: stand-ins record how `make scan` calls them."""
+    project = bake(cookies)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    environ = {**os.environ, "PATH": f"{tools}:/usr/bin:/bin"}
+    assert not any(shutil.which(name, path=environ["PATH"]) for name in ("trivy", "grype"))
+
+    def scan():  # -o build: take the image as built (there is none; the stand-ins never look)
+        command = ["make", "-o", "build", "scan", "IMAGE=scanned:1"]
+        return subprocess.run(command, cwd=project, env=environ, capture_output=True, text=True)
+
+    missing = scan()
+    assert missing.returncode != 0
+    assert missing.stderr.splitlines()[0] == (
+        "scan: no scanner: install trivy (https://trivy.dev) or grype (https://github.com/anchore/grype), "
+        "then make scan"
+    )
+    for name, expected in (
+        ("grype", "--fail-on low --only-fixed docker:scanned:1"),
+        ("trivy", "image --exit-code 1 --ignore-unfixed scanned:1"),
+    ):
+        (tools / name).write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/{name}.args\nexit 1\n')
+        (tools / name).chmod(0o755)
+        found = scan()
+        assert found.returncode != 0  # the scanner's verdict is make's
+        assert (tmp_path / f"{name}.args").read_text() == expected + "\n"

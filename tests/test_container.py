@@ -54,16 +54,13 @@ BUILDS = [
 
 
 @pytest.mark.parametrize("answers", BUILDS, ids=lambda a: "-".join(a.values()))
-def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engine, local_registry, answers):
+def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engine, answers):
     name = "contract-" + "-".join(answers.values())
     project = bake(cookies, marketplace=False, project_name=name, **answers)
     # A tag of this run's own, so parallel runs on one Docker engine never share an image.
     tag = f"test-{os.getpid()}"
     try:
-        # A model package's tests push to the registry, then publish to a moto server.
-        result = make(
-            project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag, TEST_REGISTRY=local_registry
-        )
+        result = make(project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag)
     finally:
         subprocess.run(["docker", "image", "rm", f"{name}:{tag}"], capture_output=True)
     summary = result.stdout.strip().splitlines()[-1]
