@@ -50,6 +50,7 @@ TOOLS = [
     "model_archive.py",
     "os_check.py",
     "readme_tables.py",
+    "sbom.py",
     *(
         f"publishing/{name}"
         for name in (
@@ -91,6 +92,7 @@ TOOLS_TESTS = [
     "test_publishing_push.py",
     "test_publishing_requests.py",
     "test_readme_tables.py",
+    "test_sbom.py",
 ]
 CONTAINER_TESTS = [
     "__init__.py",
@@ -99,6 +101,7 @@ CONTAINER_TESTS = [
     "test_image.py",
     "test_model_loading.py",
     "test_publishing.py",
+    "test_sbom.py",
     "test_serve.py",
     "test_stress.py",
 ]
@@ -436,9 +439,46 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     assert publish["permissions"]["id-token"] == "write"
     runs = [step.get("run") for step in publish["steps"]]
     assert runs[-2:] == ["make push", "make publish"]
-    assert workflow["permissions"] == {"contents": "read"}
+    # Nothing by default; each job names what it needs, and only publish may ask GitHub for an OIDC token.
+    assert workflow["permissions"] == {}
+    assert {name: job["permissions"].get("contents") for name, job in jobs.items()} == dict.fromkeys(jobs, "read")
     assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
-    assert "make test-container" in [step.get("run") for step in jobs["container"]["steps"]]
+    container_runs = [step.get("run") for step in jobs["container"]["steps"]]
+    assert "make test-container TEST_REGISTRY=localhost:5000" in container_runs
+
+
+PINNED_ACTION = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+@pytest.mark.parametrize("product", choices("product"))
+def test_every_rendered_workflow_passes_actionlint_and_zizmor(cookies, product):
+    """The workflow can assume an AWS role, so it is supply chain: every action pinned to a commit
+    (its release in a comment), no token left in .git, least permissions; both linters offline."""
+    project = bake(cookies, product=product)
+    workflows = sorted((project / ".github" / "workflows").glob("*.y*ml"))
+    assert workflows
+    for path in workflows:
+        text = path.read_text()
+        for job in yaml.safe_load(text)["jobs"].values():
+            for step in job["steps"]:
+                if "uses" in step:
+                    line = next(line for line in text.splitlines() if f"uses: {step['uses']}" in line)
+                    assert PINNED_ACTION.match(line.split("uses: ", 1)[1]), line
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+    bin_dir = Path(sys.executable).parent
+    names = [str(path.relative_to(project)) for path in workflows]
+    actionlint = subprocess.run([bin_dir / "actionlint", *names], cwd=project, capture_output=True, text=True)
+    assert actionlint.returncode == 0, actionlint.stdout + actionlint.stderr
+    environ = {key: value for key, value in os.environ.items() if key not in ("GH_TOKEN", "GITHUB_TOKEN")}
+    zizmor = subprocess.run(
+        [bin_dir / "zizmor", "--offline", "--persona", "pedantic", "--no-progress", *names],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    assert zizmor.returncode == 0 and "No findings" in zizmor.stdout, zizmor.stdout + zizmor.stderr
 
 
 def test_project_records_the_template_version_and_its_user_owned_paths(cookies):
@@ -459,3 +499,32 @@ def test_project_records_the_template_version_and_its_user_owned_paths(cookies):
         "requirements.lock",
     ]
     assert all((project / path).exists() for path in skip), skip
+
+
+def test_make_scan_runs_the_installed_scanner_or_says_how_to_get_one(cookies, tmp_path):
+    """Neither scanner can be installed here: stand-ins record how `make scan` calls them."""
+    project = bake(cookies)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    environ = {**os.environ, "PATH": f"{tools}:/usr/bin:/bin"}
+    assert not any(shutil.which(name, path=environ["PATH"]) for name in ("trivy", "grype"))
+
+    def scan():  # -o build: take the image as built (there is none; the stand-ins never look)
+        command = ["make", "-o", "build", "scan", "IMAGE=scanned:1"]
+        return subprocess.run(command, cwd=project, env=environ, capture_output=True, text=True)
+
+    missing = scan()
+    assert missing.returncode != 0
+    assert missing.stderr.splitlines()[0] == (
+        "scan: no scanner: install trivy (https://trivy.dev) or grype (https://github.com/anchore/grype), "
+        "then make scan"
+    )
+    for name, expected in (
+        ("grype", "--fail-on low --only-fixed docker:scanned:1"),
+        ("trivy", "image --exit-code 1 --ignore-unfixed scanned:1"),
+    ):
+        (tools / name).write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/{name}.args\nexit 1\n')
+        (tools / name).chmod(0o755)
+        found = scan()
+        assert found.returncode != 0  # the scanner's verdict is make's
+        assert (tmp_path / f"{name}.args").read_text() == expected + "\n"

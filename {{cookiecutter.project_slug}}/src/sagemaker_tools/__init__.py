@@ -7,6 +7,7 @@ everything here works on the project from outside it, and the Makefile calls it:
     package-model [...]     pack a model into build/model.tar.gz              (make package-model)
     check-os OS_RELEASE     check an image's OS against Marketplace's scan    (make check-os)
     base-os-table           print the template README's table of base OS choices
+    sbom --image IMAGE      write a CycloneDX SBOM of the built image          (make sbom)
     push [...]              push the image to ECR or another registry         (make push)
     publish [--dry-run]     create the algorithm or model package             (make publish)
     listing [...]           the buyer assets: usage, samples, notebook        (make listing)

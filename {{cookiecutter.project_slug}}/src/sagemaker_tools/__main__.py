@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         from .listing import main as listing
 
         return listing(args)
+    if command == "sbom":
+        from .sbom import main as sbom
+
+        return sbom(rest)
     if command in ("push", "publish"):
         from .publishing.cli import main as publishing
 

@@ -73,7 +73,9 @@ def test_publish_uploads_creates_and_polls_until_completed(settings):
         stubber.assert_no_pending_responses()
     assert result["AlgorithmStatus"] == "Completed"
     assert sleeps == [30, 30, 30]
-    assert said[0] == f"publish: uploaded 3 files to s3://seller-bucket/decision-trees/validation/{NAME}/"
+    pinned = f"{IMAGE.registry}/decision-trees@{DIGEST}"
+    assert said[0] == f"publish: image {pinned} (pinned: the digest make push recorded for {IMAGE.tag})"
+    assert said[1] == f"publish: uploaded 3 files to s3://seller-bucket/decision-trees/validation/{NAME}/"
     assert f"publish: {NAME} is InProgress (validation sample-data InProgress)" in said
     assert said.count(f"publish: {NAME} is InProgress (validation sample-data InProgress)") == 1  # changes only
     assert f"publish: {NAME} passed validation: {ARN}" in said
@@ -144,3 +146,79 @@ def test_a_model_package_is_created_and_polled_the_same_way(tmp_path):
     result = publish(settings, clients=clients, user=user, say=lambda line: None)
     stubbers["sagemaker"].assert_no_pending_responses()
     assert result["ModelPackageArn"] == package_arn
+
+
+@pytest.mark.parametrize("group_exists", [True, False])
+def test_a_model_package_group_is_created_if_missing_then_a_version_is_added(tmp_path, group_exists):
+    project = copy_project(tmp_path, model_data="", model_package_group="decision-trees")
+    write_record(project / "build", IMAGE)
+    settings = settings_for(project, product="model", SAGEMAKER_ROLE_ARN=ROLE, SAGEMAKER_S3_BUCKET="seller-bucket")
+    user = model_package_module()
+    request = plan(settings, dry_run=False, user=user).request
+    clients, stubbers = stubbed("s3", "sagemaker")
+    stubbers["s3"].add_response("put_object", {"ETag": '"etag"'})
+    group = {"ModelPackageGroupName": "decision-trees"}
+    group_arn = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/decision-trees"
+    if group_exists:
+        stubbers["sagemaker"].add_response(
+            "describe_model_package_group",
+            {
+                **group,
+                "ModelPackageGroupArn": group_arn,
+                "CreationTime": CREATED,
+                "CreatedBy": {},
+                "ModelPackageGroupStatus": "Completed",
+            },
+            group,
+        )
+    else:
+        stubbers["sagemaker"].add_client_error(
+            "describe_model_package_group",
+            "ValidationException",
+            f"ModelPackageGroup {group_arn} does not exist.",
+            expected_params=group,
+        )
+        stubbers["sagemaker"].add_response(
+            "create_model_package_group",
+            {"ModelPackageGroupArn": group_arn},
+            {**group, "ModelPackageGroupDescription": settings.description},
+        )
+    version_arn = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/decision-trees/1"
+    stubbers["sagemaker"].add_response("create_model_package", {"ModelPackageArn": version_arn}, request)
+    stubbers["sagemaker"].add_response(
+        "describe_model_package",
+        {
+            "ModelPackageName": "decision-trees",
+            "ModelPackageGroupName": "decision-trees",
+            "ModelPackageVersion": 1,
+            "ModelPackageArn": version_arn,
+            "CreationTime": CREATED,
+            "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": [{"Name": "sample-data", "Status": "Completed"}]},
+        },
+        {"ModelPackageName": version_arn},  # a version is known by its ARN: the group name is not unique
+    )
+    said = []
+    result = publish(settings, clients=clients, user=user, say=said.append)
+    stubbers["sagemaker"].assert_no_pending_responses()
+    assert result["ModelPackageVersion"] == 1
+    assert ("publish: created the model package group decision-trees" in said) is not group_exists
+    assert f"publish: {version_arn} passed validation: {version_arn}" in said
+
+
+def test_a_model_package_group_that_cannot_be_read_is_an_error_not_a_new_group(tmp_path):
+    project = copy_project(tmp_path, model_data="", model_package_group="decision-trees")
+    write_record(project / "build", IMAGE)
+    settings = settings_for(project, product="model", SAGEMAKER_ROLE_ARN=ROLE, SAGEMAKER_S3_BUCKET="seller-bucket")
+    clients, stubbers = stubbed("s3", "sagemaker")
+    stubbers["s3"].add_response("put_object", {"ETag": '"etag"'})
+    stubbers["sagemaker"].add_client_error(
+        "describe_model_package_group", "ValidationException", "1 validation error detected: Value at 'x'"
+    )
+    with pytest.raises(PublishError) as caught:
+        publish(settings, clients=clients, user=model_package_module(), say=lambda line: None)
+    assert caught.value.lines == [
+        "SageMaker DescribeModelPackageGroup decision-trees failed: ValidationException: "
+        "1 validation error detected: Value at 'x'"
+    ]
+    stubbers["sagemaker"].assert_no_pending_responses()  # and no CreateModelPackageGroup was sent

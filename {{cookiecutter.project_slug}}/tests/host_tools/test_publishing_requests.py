@@ -147,12 +147,63 @@ def test_a_declaration_with_problems_is_not_published(project):
 def test_a_pushed_ecr_image_is_pinned_by_digest(project):
     image = PushedImage(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com", "decision-trees", "0.1.0-abc1234", DIGEST)
     write_record(project / "build", image)
+    said = []
+    dry_run(settings_for(project), user=ALGORITHM, say=said.append)
     planned = plan(settings_for(project), dry_run=True, user=ALGORITHM)
+    pinned = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/decision-trees@{DIGEST}"
     training = planned.request["TrainingSpecification"]
-    assert (training["TrainingImage"], training["TrainingImageDigest"]) == (image.uri, DIGEST)
-    assert planned.request["InferenceSpecification"]["Containers"][0] == {"Image": image.uri, "ImageDigest": DIGEST}
+    assert (training["TrainingImage"], training["TrainingImageDigest"]) == (pinned, DIGEST)
+    assert planned.request["InferenceSpecification"]["Containers"][0] == {"Image": pinned, "ImageDigest": DIGEST}
     assert planned.request["AlgorithmName"] == "decision-trees-0-1-0-abc1234"
     assert all(PLACEHOLDER_ACCOUNT not in line for line in planned.placeholders)
+    assert said[0].endswith(f"It names the image {pinned} (pinned: the digest make push recorded for 0.1.0-abc1234).")
+
+
+def test_an_image_without_a_recorded_digest_is_named_by_its_tag_and_the_dry_run_says_so(project):
+    image = PushedImage(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com", "decision-trees", "0.1.0-abc1234")
+    write_record(project / "build", image)
+    said = []
+    dry_run(settings_for(project), user=ALGORITHM, say=said.append)
+    request = json.loads((project / "build/publish/create-algorithm.json").read_text())
+    assert request["TrainingSpecification"]["TrainingImage"] == image.uri
+    assert "TrainingImageDigest" not in request["TrainingSpecification"]
+    assert said[0].endswith(f"It names the image {image.uri} (not pinned: no digest recorded; make push records one).")
+
+
+def mkdir(path):
+    path.mkdir()
+    return path
+
+
+def test_a_model_package_group_gets_a_version_which_botocore_accepts(tmp_path):
+    project = copy_project(tmp_path, model_data="", model_package_group="decision-trees")
+    said = []
+    dry_run(settings_for(project, product="model"), user=model_package_module(), say=said.append)
+    request = json.loads((project / "build/publish/create-model-package.json").read_text())
+    # A version: SageMaker names it and it has an approval status; Marketplace certifies unversioned ones only.
+    assert request["ModelPackageGroupName"] == "decision-trees"
+    assert request["ModelApprovalStatus"] == "PendingManualApproval"
+    assert "ModelPackageName" not in request and "CertifyForMarketplace" not in request
+    assert request_problems("CreateModelPackage", request) == []
+    assert said[0].startswith("publish (dry run): CreateModelPackage for a new version in model package group ")
+    assert said[1] == "  make publish creates the model package group decision-trees first if it does not exist."
+    approved = copy_project(
+        mkdir(tmp_path / "approved"), model_data="", model_package_group="g", model_approval_status="Approved"
+    )
+    planned = plan(settings_for(approved, product="model"), dry_run=True, user=model_package_module())
+    assert planned.request["ModelApprovalStatus"] == "Approved"
+
+
+def test_a_model_package_group_is_refused_where_it_cannot_apply(tmp_path):
+    with pytest.raises(PublishError, match="which AWS Marketplace does not certify: remove model_package_group"):
+        settings_for(copy_project(tmp_path, marketplace=True, model_package_group="g"), product="model")
+    with pytest.raises(PublishError, match="model_package_group is for model packages; an algorithm is not versioned"):
+        settings_for(copy_project(mkdir(tmp_path / "algorithm"), model_package_group="g"), product="algorithm")
+    typo = copy_project(
+        mkdir(tmp_path / "typo"), model_data="", model_package_group="g", model_approval_status="Aproved"
+    )
+    with pytest.raises(PublishError, match="ModelApprovalStatus 'Aproved' is not one of the 3 values"):
+        plan(settings_for(typo, product="model"), dry_run=True, user=model_package_module())
 
 
 def test_a_push_to_another_registry_is_not_published_and_the_dry_run_says_so(project):

@@ -51,7 +51,11 @@ KNOWN_KEYS = {
     "account_id",
     "ecr_repository",
     "model_data",
+    "model_package_group",
+    "model_approval_status",
 }
+# A new version in a model package group waits for approval unless the settings say otherwise.
+DEFAULT_APPROVAL = "PendingManualApproval"
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Settings:
     account_id: str | None = None
     ecr_repository: str | None = None
     model_data: str | None = None  # model products: a model.tar.gz to upload (None: baked into the image)
+    model_package_group: str | None = None  # model products: publish as a version in this group
+    model_approval_status: str = DEFAULT_APPROVAL
 
     @property
     def repository(self) -> str:
@@ -149,6 +155,17 @@ def load_settings(project_dir: Path, environ: Mapping[str, str], product: str = 
         problems.append('[tool.sagemaker] validation_hyperparameters must be a table, e.g. { max_depth = "3" }')
         hyperparameters = {}
 
+    group = text("model_package_group")
+    if group and product != "model":
+        problems.append(
+            "[tool.sagemaker] model_package_group is for model packages; an algorithm is not versioned: remove it"
+        )
+    if group and marketplace is True:
+        problems.append(
+            "[tool.sagemaker] model_package_group makes versioned model packages, which AWS Marketplace does not "
+            "certify: remove model_package_group, or set marketplace = false"
+        )
+
     name = project.get("name")
     if not isinstance(name, str) or not name:
         problems.append(f"[project] name is not set in {path}; set it")
@@ -171,6 +188,8 @@ def load_settings(project_dir: Path, environ: Mapping[str, str], product: str = 
         account_id=account_id,
         ecr_repository=text("ecr_repository"),
         model_data=_model_data(product, table, text),
+        model_package_group=group,
+        model_approval_status=text("model_approval_status") or DEFAULT_APPROVAL,
     )
 
 

@@ -60,6 +60,11 @@ class PushedImage:
         return f"{self.registry}/{self.repository}:{self.tag}"
 
     @property
+    def pinned_uri(self) -> str:
+        """`registry/repository@sha256:...` when the digest is known (what publishing names), else the tag's URI."""
+        return f"{self.registry}/{self.repository}@{self.digest}" if self.digest else self.uri
+
+    @property
     def is_ecr(self) -> bool:
         return ECR_HOST.match(self.registry) is not None
 

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import botocore
+from botocore.exceptions import ClientError
 
 from sagemaker_contract import describe
 from sagemaker_contract.adapter import UserModule, load_user_module
 from sagemaker_contract.declaration import declaration_problems
 
 from . import PublishError
-from .aws import Clients, aws_errors
+from .aws import Clients, aws_errors, error_code
 from .config import Settings
 from .images import PushedImage, ecr_registry, image_tag, read_record
 from .sample_data import TRANSFORM_INPUT_FILE, ValidationData, plan_validation_data
@@ -51,6 +52,22 @@ class Plan:
     data: ValidationData
     image: PushedImage
     placeholders: list[str] = field(default_factory=list)
+
+    @property
+    def group(self) -> str | None:
+        """The model package group this publish adds a version to (None: an unversioned resource)."""
+        return self.request.get("ModelPackageGroupName")
+
+    @property
+    def title(self) -> str:
+        name = self.request.get(self.product.name_key)
+        return name or f"a new version in model package group {self.group}"
+
+    def image_line(self) -> str:
+        """Which image the requests name, and whether it is pinned to the pushed digest."""
+        if self.image.digest:
+            return f"image {self.image.pinned_uri} (pinned: the digest make push recorded for {self.image.tag})"
+        return f"image {self.image.uri} (not pinned: no digest recorded; make push records one)"
 
 
 def plan(settings: Settings, *, dry_run: bool, user: UserModule | None = None, clients: Clients | None = None) -> Plan:
@@ -164,11 +181,13 @@ def write_dry_run(settings: Settings, planned: Plan) -> list[Path]:
 def dry_run(settings: Settings, *, say: Callable[[str], None] = print, user: UserModule | None = None) -> list[Path]:
     planned = plan(settings, dry_run=True, user=user)
     written = write_dry_run(settings, planned)
-    name = planned.request[planned.product.name_key]
     say(
-        f"publish (dry run): {planned.product.create_operation} for {name}, checked against the SageMaker model "
-        f"in botocore {botocore.__version__}; nothing was sent to AWS. Written:"
+        f"publish (dry run): {planned.product.create_operation} for {planned.title}, checked against the SageMaker "
+        f"model in botocore {botocore.__version__}; nothing was sent to AWS. It names the {planned.image_line()}."
     )
+    if planned.group:
+        say(f"  make publish creates the model package group {planned.group} first if it does not exist.")
+    say("Written:")
     for path in written:
         say(f"  {path.relative_to(settings.project_dir)}")
     if planned.placeholders:
@@ -192,15 +211,20 @@ def publish(
     planned = plan(settings, dry_run=False, user=user)
     clients = clients or Clients(settings.region)
     product = planned.product
-    name = planned.request[product.name_key]
+    name = planned.title
+    say(f"publish: {planned.image_line()}")
     s3 = clients("s3")
     for upload in planned.data.uploads:
         with aws_errors(f"uploading {upload.source.name} to {upload.uri}"):
             s3.put_object(Bucket=upload.bucket, Key=upload.key, Body=upload.body())
     say(f"publish: uploaded {len(planned.data.uploads)} files to s3://{planned.data.bucket}/{planned.data.prefix}/")
     sagemaker = clients("sagemaker")
+    if planned.group:
+        _ensure_group(sagemaker, planned.group, settings.description, say)
     with aws_errors(f"SageMaker {product.create_operation} {name}"):
         created = getattr(sagemaker, _snake(product.create_operation))(**planned.request)
+    if planned.group:  # SageMaker named the version: from here on it is its ARN
+        name = created[product.arn_key]
     say(f"publish: created {created.get(product.arn_key, name)}; SageMaker is validating it (this can take an hour)")
     waited = 0.0
     last = None
@@ -230,6 +254,26 @@ def publish(
             )
         sleep(poll_seconds)
         waited += poll_seconds
+
+
+def _ensure_group(sagemaker: Any, group: str, description: str, say: Callable[[str], None]) -> None:
+    """Create the model package group unless it exists (SageMaker answers ValidationException
+    "... does not exist" for a missing one)."""
+    with aws_errors(f"SageMaker DescribeModelPackageGroup {group}"):
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+            return
+        except ClientError as error:
+            message = str(error.response.get("Error", {}).get("Message", ""))
+            if error_code(error) not in ("ValidationException", "ResourceNotFound") or "not exist" not in message:
+                raise
+    request = {"ModelPackageGroupName": group}
+    if description:
+        request["ModelPackageGroupDescription"] = description
+    check_request("CreateModelPackageGroup", request)
+    with aws_errors(f"SageMaker CreateModelPackageGroup {group}"):
+        sagemaker.create_model_package_group(**request)
+    say(f"publish: created the model package group {group}")
 
 
 def _details(details: Mapping[str, Any]) -> list[str]:

@@ -80,7 +80,9 @@ def validation_hyperparameters(declared: Sequence[Any], chosen: Mapping[str, str
 
 
 def _container(listing: Listing) -> dict[str, Any]:
-    container: dict[str, Any] = {"Image": listing.image.uri}
+    # Pinned: SageMaker runs exactly the image make push pushed and the container tests tested,
+    # whatever the tag points to later.
+    container: dict[str, Any] = {"Image": listing.image.pinned_uri}
     if listing.image.digest:
         container["ImageDigest"] = listing.image.digest
     if listing.data.model_data_url:
@@ -101,7 +103,7 @@ def inference_specification(declaration: Mapping[str, Any], listing: Listing) ->
 
 def training_specification(declaration: Mapping[str, Any], listing: Listing) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "TrainingImage": listing.image.uri,
+        "TrainingImage": listing.image.pinned_uri,
         "SupportedHyperParameters": list(declaration["hyperparameters"]),
         "SupportedTrainingInstanceTypes": list(listing.settings.instance_types["training"]),
         "SupportsDistributedTraining": False,
@@ -189,8 +191,18 @@ def create_algorithm(declaration: Mapping[str, Any], listing: Listing) -> dict[s
 
 
 def create_model_package(declaration: Mapping[str, Any], listing: Listing) -> dict[str, Any]:
+    """Unversioned (named; the kind Marketplace certifies), or a new version in a model package group
+    (SageMaker Model Registry): then SageMaker names it and it carries an approval status instead."""
+    group = listing.settings.model_package_group
+    if group:
+        identity: dict[str, Any] = {
+            "ModelPackageGroupName": group,
+            "ModelApprovalStatus": listing.settings.model_approval_status,
+        }
+    else:
+        identity = {"ModelPackageName": listing.name, "CertifyForMarketplace": listing.settings.marketplace}
     return {
-        "ModelPackageName": listing.name,
+        **identity,
         "ModelPackageDescription": listing.settings.description,
         "InferenceSpecification": inference_specification(declaration, listing),
         "ValidationSpecification": {
@@ -199,7 +211,6 @@ def create_model_package(declaration: Mapping[str, Any], listing: Listing) -> di
                 {"ProfileName": PROFILE_NAME, "TransformJobDefinition": transform_job_definition(declaration, listing)}
             ],
         },
-        "CertifyForMarketplace": listing.settings.marketplace,
     }
 
 
