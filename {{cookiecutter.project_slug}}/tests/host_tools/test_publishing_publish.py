@@ -150,7 +150,7 @@ def test_a_model_package_is_created_and_polled_the_same_way(tmp_path):
 
 @pytest.mark.parametrize("group_exists", [True, False])
 def test_a_model_package_group_is_created_if_missing_then_a_version_is_added(tmp_path, group_exists):
-    project = copy_project(tmp_path, model_data="", model_package_group="decision-trees")
+    project = copy_project(tmp_path, marketplace=False, model_data="", model_package_group="decision-trees")
     write_record(project / "build", IMAGE)
     settings = settings_for(project, product="model", SAGEMAKER_ROLE_ARN=ROLE, SAGEMAKER_S3_BUCKET="seller-bucket")
     user = model_package_module()
@@ -207,7 +207,7 @@ def test_a_model_package_group_is_created_if_missing_then_a_version_is_added(tmp
 
 
 def test_a_model_package_group_that_cannot_be_read_is_an_error_not_a_new_group(tmp_path):
-    project = copy_project(tmp_path, model_data="", model_package_group="decision-trees")
+    project = copy_project(tmp_path, marketplace=False, model_data="", model_package_group="decision-trees")
     write_record(project / "build", IMAGE)
     settings = settings_for(project, product="model", SAGEMAKER_ROLE_ARN=ROLE, SAGEMAKER_S3_BUCKET="seller-bucket")
     clients, stubbers = stubbed("s3", "sagemaker")

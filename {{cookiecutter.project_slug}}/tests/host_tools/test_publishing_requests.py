@@ -176,7 +176,7 @@ def mkdir(path):
 
 
 def test_a_model_package_group_gets_a_version_which_botocore_accepts(tmp_path):
-    project = copy_project(tmp_path, model_data="", model_package_group="decision-trees")
+    project = copy_project(tmp_path, marketplace=False, model_data="", model_package_group="decision-trees")
     said = []
     dry_run(settings_for(project, product="model"), user=model_package_module(), say=said.append)
     request = json.loads((project / "build/publish/create-model-package.json").read_text())
@@ -187,9 +187,8 @@ def test_a_model_package_group_gets_a_version_which_botocore_accepts(tmp_path):
     assert request_problems("CreateModelPackage", request) == []
     assert said[0].startswith("publish (dry run): CreateModelPackage for a new version in model package group ")
     assert said[1] == "  make publish creates the model package group decision-trees first if it does not exist."
-    approved = copy_project(
-        mkdir(tmp_path / "approved"), model_data="", model_package_group="g", model_approval_status="Approved"
-    )
+    group = {"marketplace": False, "model_data": "", "model_package_group": "g"}
+    approved = copy_project(mkdir(tmp_path / "approved"), **group, model_approval_status="Approved")
     planned = plan(settings_for(approved, product="model"), dry_run=True, user=model_package_module())
     assert planned.request["ModelApprovalStatus"] == "Approved"
 
@@ -198,10 +197,10 @@ def test_a_model_package_group_is_refused_where_it_cannot_apply(tmp_path):
     with pytest.raises(PublishError, match="which AWS Marketplace does not certify: remove model_package_group"):
         settings_for(copy_project(tmp_path, marketplace=True, model_package_group="g"), product="model")
     with pytest.raises(PublishError, match="model_package_group is for model packages; an algorithm is not versioned"):
-        settings_for(copy_project(mkdir(tmp_path / "algorithm"), model_package_group="g"), product="algorithm")
-    typo = copy_project(
-        mkdir(tmp_path / "typo"), model_data="", model_package_group="g", model_approval_status="Aproved"
-    )
+        algorithm = copy_project(mkdir(tmp_path / "algorithm"), marketplace=False, model_package_group="g")
+        settings_for(algorithm, product="algorithm")
+    group = {"marketplace": False, "model_data": "", "model_package_group": "g"}
+    typo = copy_project(mkdir(tmp_path / "typo"), **group, model_approval_status="Aproved")
     with pytest.raises(PublishError, match="ModelApprovalStatus 'Aproved' is not one of the 3 values"):
         plan(settings_for(typo, product="model"), dry_run=True, user=model_package_module())
 
