@@ -58,16 +58,20 @@ def registry_digest(registry: str, repository: str, tag: str) -> str:
         return answer.headers["Docker-Content-Digest"]
 
 
-def test_make_push_then_make_publish_against_a_server(image, test_registry, moto_endpoint, tmp_path):
+def test_make_push_then_make_publish_against_a_server(image, test_registry, moto_endpoint, tmp_path, request):
     """`make push` to a real registry, then `make publish` (not a dry run) against moto's server:
     the model uploaded to S3, the model package created, unversioned and then as a version in a
     model package group, and described naming the image by the digest the registry gave it."""
     import boto3
 
+    from sagemaker_tools.publishing.config import load_settings
     from sagemaker_tools.publishing.images import PushedImage, read_record, write_record
 
     project = copy_project(tmp_path / "project")
     tag = f"rehearsal-{os.getpid()}-{int(time.time())}"
+    # make push tags the image for the registry; that tag alone would keep the image on disk.
+    pushed_locally = f"{test_registry}/{load_settings(project, {}).name}:{tag}"
+    request.addfinalizer(lambda: docker("image", "rm", pushed_locally, check=False))
     # -o build: push the image under test as it is (`make push` would otherwise build first).
     make(project, "-o", "build", "push", IMAGE=image, REGISTRY=test_registry, PUSH_TAG=tag)
     pushed = read_record(project / "build")
