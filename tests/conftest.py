@@ -76,9 +76,10 @@ def project_venv(tmp_path_factory, cookies_session):
     pip = str(venv / "bin" / "pip")
     # Every framework's libraries, so one venv serves every baked project.
     for framework in choices("framework"):
-        project = bake(cookies_session, framework=framework, project_name=f"venv {framework}")
+        product = "model" if framework == "onnx" else "algorithm"  # onnx serves only
+        project = bake(cookies_session, framework=framework, product=product, project_name=f"venv {framework}")
         run([pip, "install", "--quiet", "--require-hashes", "-r", "requirements.lock"], cwd=project)
-    run([pip, "install", "--quiet", "-r", "requirements-dev.txt"], cwd=project)
+        run([pip, "install", "--quiet", "-r", "requirements-dev.txt"], cwd=project)
     (venv / ".installed").touch()
     return venv
 

@@ -24,6 +24,9 @@ Optional payload hooks, for request and response formats besides CSV, JSON and J
                                              ValueError with a one-line reason for a bad body
     RESPONSE_TYPES = ("application/x-npy",)  types encode() writes (Accept)
     encode(predictions, accept) -> bytes
+
+Optional: describe_model(model) -> dict     what `describe` shows of the loaded model (e.g. an ONNX
+                                             graph's inputs and outputs)
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ SERVING = ("load", "predict")
 TRAINING = ("fit", "evaluate", "save", "HYPERPARAMETERS", "CHANNELS", "METRICS")
 PACKING = ("load", "predict", "save")
 
-_CALLABLES = ("load", "predict", "fit", "evaluate", "save", "example_model", "decode", "encode")
+_CALLABLES = ("load", "predict", "fit", "evaluate", "save", "example_model", "decode", "encode", "describe_model")
 _SEQUENCES = ("HYPERPARAMETERS", "CHANNELS", "METRICS", "REQUEST_TYPES", "RESPONSE_TYPES")
 _KNOWN = (*_CALLABLES, *_SEQUENCES, "MODEL_FILE", "SUPPORTS_BATCHING")
 
@@ -67,6 +70,7 @@ class UserModule:
     fit_takes_job: bool = False
     decode: Callable[[bytes, str], Any] | None = None
     encode: Callable[[Any, str], bytes] | None = None
+    describe_model: Callable[[Any], Any] | None = None
     request_types: tuple[str, ...] = field(default=())
     response_types: tuple[str, ...] = field(default=())
     defined: frozenset[str] = frozenset()  # the names the module defines, of those listed above
@@ -142,6 +146,7 @@ def adapt(module: ModuleType, required: Sequence[str] = SERVING) -> UserModule:
         fit_takes_job=fit is not None and _takes(fit, "job"),
         decode=getattr(module, "decode", None),
         encode=getattr(module, "encode", None),
+        describe_model=getattr(module, "describe_model", None),
         request_types=tuple(t.lower() for t in _as_tuple(getattr(module, "REQUEST_TYPES", ()))),
         response_types=tuple(t.lower() for t in _as_tuple(getattr(module, "RESPONSE_TYPES", ()))),
         defined=frozenset(name for name in _KNOWN if hasattr(module, name)),
