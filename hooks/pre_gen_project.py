@@ -123,7 +123,8 @@ def framework_problems(context: dict) -> list[str]:
             "framework=onnx with product=model"
         )
     instance_type = str(context.get("inference_instance_type", ""))
-    if accelerator == "gpu" and INSTANCE_TYPE.match(instance_type) and not GPU_FAMILIES.match(instance_type):
+    gpu_onnx = accelerator == "gpu" and framework == "onnx"
+    if gpu_onnx and INSTANCE_TYPE.match(instance_type) and not GPU_FAMILIES.match(instance_type):
         problems.append(
             f"inference_instance_type {instance_type!r} has no NVIDIA GPU but accelerator is gpu; give a GPU "
             "type such as ml.g5.xlarge (or ml.g4dn.xlarge, ml.g6.xlarge), or choose accelerator=cpu"

@@ -53,6 +53,11 @@ def choices(name: str) -> list:
     return list(COOKIECUTTER_JSON[name])
 
 
+def offered_pairs() -> list[tuple[str, str]]:
+    """Every product x framework the template generates (onnx serves only: there is no onnx algorithm)."""
+    return [(p, f) for p in choices("product") for f in choices("framework") if (p, f) != ("algorithm", "onnx")]
+
+
 def run(args: list[str], cwd: Path, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command; on failure, fail the test with its output."""
     result = subprocess.run(

@@ -49,8 +49,8 @@ def example_model(train: Dataset) -> OnnxModel:
     classifier = LogisticRegression(max_iter=2000).fit(train.features, train.labels)
     # A free batch dimension (None): any number of records per call, so requests can be batched.
     graph = to_onnx(classifier, train.features[:1].astype(np.float32), options={"zipmap": False})
-    for output in graph.graph.output:  # the batch dimension of every output is free too
-        output.type.tensor_type.shape.dim[0].dim_param = "N"
+    for value in [*graph.graph.input, *graph.graph.output]:  # named "N" in every input and output
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
     return OnnxModel(graph.SerializeToString(), announce=False)
 
 
