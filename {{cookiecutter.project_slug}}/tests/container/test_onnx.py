@@ -51,8 +51,8 @@ def test_npy_csv_and_json_give_the_same_predictions(server):
 
 
 def test_the_example_classifies_the_validation_digits(server):
-    lines = [line for path in sorted((SAMPLE_DATA / "validation").glob("*.csv")) for line in path.read_text().splitlines()]
-    labels = [int(line.split(",")[0]) for line in lines if line.strip()]
+    files = sorted((SAMPLE_DATA / "validation").glob("*.csv"))
+    labels = [int(line.split(",")[0]) for path in files for line in path.read_text().splitlines() if line.strip()]
     found = predictions(server, csv_body(ROWS), "text/csv")
     assert sum(p == label for p, label in zip(found, labels)) / len(labels) > 0.9
 

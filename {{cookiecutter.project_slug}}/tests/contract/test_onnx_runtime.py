@@ -28,7 +28,8 @@ def doubling_graph(batch=None, record=(4,), element=TensorProto.FLOAT) -> bytes:
 
 # --- which execution provider ---------------------------------------------------------------------
 def test_a_cpu_project_uses_the_cpu_provider_whatever_is_installed():
-    assert choose_providers("cpu", [CUDA, CPU], ["/dev/nvidia0"]) == ([CPU], "ONNX Runtime: CPU execution provider", False)
+    chosen = choose_providers("cpu", [CUDA, CPU], ["/dev/nvidia0"])
+    assert chosen == ([CPU], "ONNX Runtime: CPU execution provider", False)
 
 
 def test_a_gpu_project_uses_cuda_when_a_gpu_is_visible_and_says_so_in_one_line():
@@ -68,7 +69,8 @@ def test_loading_logs_the_provider_choice_once(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="serve"):
         model = OnnxModel(doubling_graph(), threads=2)
     assert [r.levelname for r in caplog.records] == ["WARNING"]
-    assert "no GPU visible" in caplog.records[0].getMessage() and "2 intra-op thread(s)" in caplog.records[0].getMessage()
+    line = caplog.records[0].getMessage()
+    assert "no GPU visible" in line and "2 intra-op thread(s)" in line
     assert model.providers == [CPU]
 
 
