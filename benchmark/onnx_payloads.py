@@ -11,6 +11,11 @@ reaches a container without Docker's userland proxy), the formats taking turns s
 elsewhere hits each. It prints requests/s, records/s, p50 and p99 latency (median of the
 repeats, ± half their range), the request body sizes and the image size.
 
+--gpu-image also bakes `accelerator=gpu`, builds that image (onnxruntime-gpu and NVIDIA's CUDA
+and cuDNN wheels: a few GB to download), prints its size and build time, and serves the same
+model from it once on this machine's CPU: the answer must equal the CPU image's, and the log
+must carry the one-line warning that it fell back to the CPU. No GPU is needed, or used.
+
 Needs what run.py needs: a Docker engine, wrk and nsenter (`apt-get install wrk util-linux`),
 root, cookiecutter, make and the debian:12-slim image. The load is bounded and stays on loopback.
 """
@@ -29,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,16 +116,41 @@ def wrk_script(workdir: Path, name: str, body: bytes, content_type: str) -> Path
     return script
 
 
+def gpu_image(workdir: Path, model_dir: Path, tag: str, body: bytes, expected: list) -> tuple[int, float]:
+    """(size in bytes, build seconds) of the accelerator=gpu image, after serving `body` once from it."""
+    log("baking and building accelerator=gpu")
+    answers = ["product=model", "framework=onnx", "accelerator=gpu", "base_os=debian-12", "marketplace=false"]
+    run(sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), f"project_name={PROJECT}-gpu",
+        *answers, "-o", str(workdir))  # fmt: skip
+    image = f"{PROJECT}-gpu:{tag}"
+    started = time.monotonic()
+    docker("build", "--platform", "linux/amd64", "-t", image, str(workdir / f"{PROJECT}-gpu"), env=build_env(),
+           timeout=3600)  # fmt: skip
+    seconds = time.monotonic() - started
+    container = Container(image, model_dir, f"{PROJECT}-gpu-{tag}", ["serve"])
+    try:
+        wait_healthy(container)
+        if answer(container.published, body, FORMATS["csv"]) != expected:
+            raise BenchmarkError("the GPU image, on the CPU, does not give the CPU image's predictions")
+        if "WARNING ONNX Runtime: no GPU visible" not in container.logs():
+            raise BenchmarkError(f"the GPU image's log has no fallback warning:\n{container.logs()[-2000:]}")
+    finally:
+        container.close()
+    return image_size(image), seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run (default 10)")
     parser.add_argument("--repeat", type=int, default=3, help="wrk runs of each scenario (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--keep-image", action="store_true", help="leave the image behind")
+    parser.add_argument("--gpu-image", action="store_true", help="also build the GPU image: size, CPU fallback")
     args = parser.parse_args(argv)
     tag = f"bench-{os.getpid()}"
     image = f"{PROJECT}:{tag}"
     container = None
+    gpu = None
     try:
         check_prerequisites()
         if shutil.which("make") is None:
@@ -169,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                         raise BenchmarkError(f"{name} x{records}: {result.errors} errors under load")
                     results.append(result)
             after = load_average()
+            gpu = gpu_image(workdir, model_dir, tag, payloads["csv"], expected) if args.gpu_image else None
     except BenchmarkError as error:
         print(f"benchmark: {error}", file=sys.stderr)
         return 2
@@ -176,12 +208,17 @@ def main(argv: list[str] | None = None) -> int:
         if container is not None:
             container.close()
         if not args.keep_image:
-            subprocess.run(["docker", "image", "rm", image], capture_output=True)
+            subprocess.run(["docker", "image", "rm", image, f"{PROJECT}-gpu:{tag}"], capture_output=True)
 
     print(f"ONNX model package benchmark, {started}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"load average {before} at the start, {after} at the end; {args.connections} connections, ")
     print(f"{args.repeat} x {args.duration} s per scenario, wrk inside the container's network namespace")
     print(f"image: {size / 1e6:.1f} MB ({(size - base) / 1e6:.1f} MB over {BASE_IMAGE})")
+    if gpu is not None:
+        gpu_size, seconds = gpu
+        over = (gpu_size - base) / 1e6
+        print(f"GPU image: {gpu_size / 1e6:.1f} MB ({over:.1f} MB over {BASE_IMAGE}), built in {seconds:.0f} s;")
+        print("  on this machine's CPU it answered as the CPU image did, with the fallback warning in its log")
     print()
     print(f"{'':22}{'body':>10}{'requests/s':>18}{'records/s':>14}{'p50 ms':>9}{'p99 ms':>9}")
     for (name, records), (_, body_size, results) in scenarios.items():

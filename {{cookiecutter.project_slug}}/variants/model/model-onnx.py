@@ -38,6 +38,7 @@ REQUEST_TYPES = [NPY, *IMAGE_FORMATS]
 IMAGE_SIZE = (8, 8)  # width, height
 IMAGE_MODE = "L"  # grey; "RGB" for colour
 PIXEL_SCALE = 16 / 255
+INVERT = False  # the example's digits are light on dark; True for dark ink on light paper (a scan)
 MAX_IMAGE_PIXELS = 40_000_000  # a larger image is refused before it is decoded
 MAX_NPY_BYTES = 100 * 1024 * 1024
 
@@ -118,5 +119,8 @@ def _image(body: bytes, image_format: str) -> np.ndarray:
         raise ValueError(f"the body is not a {image_format} image") from None
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:  # truncated or corrupt
         raise ValueError(f"the {image_format} image cannot be decoded: {' '.join(str(error).split())[:120]}") from None
-    array = np.asarray(pixels, dtype=np.float32) * PIXEL_SCALE
+    array = np.asarray(pixels, dtype=np.float32)
+    if INVERT:
+        array = 255 - array
+    array *= PIXEL_SCALE
     return array[np.newaxis]  # one record
