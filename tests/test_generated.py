@@ -41,6 +41,36 @@ def test_package_model_packs_a_model_the_project_can_load(cookies, project_venv,
     assert (project / "build" / "model.tar.gz").stat().st_size > 0
 
 
+# An ONNX graph made elsewhere: 3x3 grey images in (batch free), their sums out.
+SUMMING_GRAPH = """
+import sys
+import onnx
+from onnx import TensorProto, helper
+node = helper.make_node("ReduceSum", ["pixels"], ["total"], keepdims=0, axes=[1, 2])
+graph = helper.make_graph([node], "sum", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, 3])],
+                          [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["batch"])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+model.ir_version = 7
+onnx.save(model, sys.argv[1])
+"""
+
+
+def test_package_model_packs_any_onnx_file(cookies, project_venv, tmp_path):
+    import tarfile
+
+    project = bake(cookies, product="model", framework="onnx", project_name="Any Onnx")
+    graph = tmp_path / "exported-elsewhere.onnx"
+    run([str(project_venv / "bin" / "python"), "-c", SUMMING_GRAPH, str(graph)], cwd=tmp_path)
+    make(project, "package-model", venv=project_venv, MODEL=str(graph))
+    with tarfile.open(project / "build" / "model.tar.gz") as archive:
+        assert sorted(archive.getnames()) == ["model-metadata.json", "model.onnx"]  # under the name load() reads
+        metadata = json.load(archive.extractfile("model-metadata.json"))
+        assert archive.extractfile("model.onnx").read() == graph.read_bytes()
+    # The graph's record shape (3, 3) is 9 values: CSV and JSON rows of 9 are checked against it.
+    assert metadata["framework"] == "onnx" and metadata["feature_count"] == 9
+    assert "onnxruntime" in metadata["versions"]
+
+
 # Checks each written request with botocore alone (not the project's own checker).
 BOTOCORE_CHECK = """
 import json, sys

@@ -15,10 +15,13 @@ provider and the GPUs seen, or a warning that the server runs on the CPU and why
 from __future__ import annotations
 
 import glob
+import io
 import logging
 import math
 import os
+import re
 import threading
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -124,6 +127,38 @@ def conform(records: Any, spec: TensorSpec) -> np.ndarray:
         if info is not None and (array.min() < info.min or array.max() > info.max):
             raise ValueError(f"a value is out of range for the model's input {spec.name!r} ({spec.type})")
     return array.astype(dtype)
+
+
+# --- NPY bodies --------------------------------------------------------------------------------
+_NPY_PREFIX = b"\x93NUMPY\x01\x00"  # numpy.save()'s magic string and format version 1.0
+_NPY_HEADER = re.compile(r"\{'descr': '([<|][fiub][1248])', 'fortran_order': False, 'shape': \((\d+(?:, \d+)*),?\), \}\s*")
+
+
+def read_npy(body: bytes) -> np.ndarray:
+    """The array numpy.save() wrote into `body` (never unpickled); ValueError with the reason if it is not one.
+
+    The header numpy.save() writes for a little-endian C-order array is read here directly:
+    numpy.load parses every header with Python's tokenizer, about 130 us, five times what a
+    one-record CSV costs to decode. Anything else goes to numpy.load.
+    """
+    if body.startswith(_NPY_PREFIX) and len(body) >= 10:
+        length = int.from_bytes(body[8:10], "little")
+        match = _NPY_HEADER.fullmatch(body[10 : 10 + length].decode("latin-1"))
+        if match:
+            dtype = np.dtype(match.group(1))
+            shape = tuple(int(n) for n in match.group(2).split(","))
+            data = len(body) - 10 - length
+            if data != math.prod(shape) * dtype.itemsize:
+                raise ValueError(f"its header says shape {shape} of {dtype} but {data} bytes of data follow")
+            return np.frombuffer(body, dtype=dtype, offset=10 + length).reshape(shape)
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # a body starting "PK": a broken NPZ
+        raise ValueError(" ".join(str(error).split())[:120] or type(error).__name__) from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise ValueError("an NPZ archive holds several arrays")
+    return array
 
 
 # --- threads and providers ------------------------------------------------------------------------

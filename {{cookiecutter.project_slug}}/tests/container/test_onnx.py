@@ -88,6 +88,8 @@ MALFORMED = [
     ("application/x-npy", npy(np.array([[object()] * 64])), "not an NPY array"),
     ("application/x-npy", npy(np.full((1, 64), np.nan, dtype=np.float32)), "NaN or infinite"),
     ("application/x-npy", b"\x93NUMPY garbage", "not an NPY array"),
+    ("application/x-npy", npy(PIXELS)[:-4], "bytes of data follow"),
+    ("application/x-npy", b"PK\x03\x04" + bytes(40), "not an NPY array (File is not a zip file)"),
     ("application/x-npy", b"", "not an NPY array"),
     ("image/png", b"GIF89a not a png at all", "not a PNG image"),
     ("image/png", image_bytes(ROWS[0], "JPEG"), "not a PNG image"),

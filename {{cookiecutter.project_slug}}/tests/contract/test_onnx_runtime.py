@@ -1,5 +1,6 @@
 """ONNX Runtime sessions: providers, threads, records shaped for the graph, one session per process."""
 
+import io
 import logging
 
 import numpy as np
@@ -149,3 +150,59 @@ def test_a_worker_that_cannot_start_cuda_says_it_runs_on_the_cpu(monkeypatch, ca
     with caplog.at_level(logging.WARNING, logger="serve"):
         assert np.array_equal(model.run(np.ones((1, 4)))[0], np.full((1, 4), 2.0))
     assert any("could not start CUDA, running on the CPU" in r.getMessage() for r in caplog.records)
+
+
+# --- NPY bodies ----------------------------------------------------------------------------------
+def saved(array, **options) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(64, dtype=np.float32).reshape(1, 64),
+        np.arange(12, dtype=np.float64).reshape(2, 2, 3),
+        np.arange(5, dtype=np.int64),
+        np.arange(6, dtype=np.uint8).reshape(3, 2),
+        np.array([[True, False]]),
+        np.zeros((0, 64), dtype=np.float32),
+        np.arange(6, dtype=">f8").reshape(2, 3),  # big-endian: numpy.load reads it
+        np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)),  # Fortran order: numpy.load too
+    ],
+)
+def test_read_npy_gives_what_numpy_saved(array):
+    read = onnx_runtime.read_npy(saved(array))
+    assert read.dtype == array.dtype and read.shape == array.shape and np.array_equal(read, array)
+
+
+def test_the_common_header_is_read_without_numpy_load(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("numpy.load was called")
+
+    monkeypatch.setattr(onnx_runtime.np, "load", refuse)
+    assert onnx_runtime.read_npy(saved(np.ones((2, 64), dtype=np.float32))).shape == (2, 64)
+
+
+def npz() -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, a=np.ones(3), b=np.zeros(2))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (saved(np.ones((2, 64), dtype=np.float32))[:-4], "but 508 bytes of data follow"),
+        (saved(np.array([[object()]]), allow_pickle=True), "allow_pickle=False"),
+        (b"", "No data left in file"),
+        (b"\x93NUMPY\x01\x00garbage", ""),
+        (b"PK\x03\x04" + b"\x00" * 30, "File is not a zip file"),
+        (npz(), "an NPZ archive holds several arrays"),
+    ],
+)
+def test_bodies_numpy_did_not_save_as_one_array_are_a_value_error(body, reason):
+    with pytest.raises(ValueError) as caught:
+        onnx_runtime.read_npy(body)
+    assert reason in str(caught.value) and "\n" not in str(caught.value)

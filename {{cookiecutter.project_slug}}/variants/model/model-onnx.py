@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sagemaker_contract import Dataset
-from sagemaker_contract.onnx_runtime import OnnxModel
+from sagemaker_contract.onnx_runtime import OnnxModel, read_npy
 
 MODEL_FILE = "model.onnx"
 # Request bodies read by decode() below, besides CSV and JSON rows of numbers.
@@ -89,12 +89,9 @@ def _npy(body: bytes) -> np.ndarray:
     if len(body) > MAX_NPY_BYTES:
         raise ValueError(f"the array is {len(body)} bytes; send at most {MAX_NPY_BYTES}")
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        reason = " ".join(str(error).split())[:120]
-        raise ValueError(f"not an NPY array ({reason}); send the bytes numpy.save() writes") from None
-    if not isinstance(array, np.ndarray):
-        raise ValueError("an NPZ archive is not an NPY array; send one array saved with numpy.save()")
+        array = read_npy(body)
+    except ValueError as error:
+        raise ValueError(f"not an NPY array ({error}); send one array as numpy.save() writes it") from None
     if array.dtype.kind not in "biuf":
         raise ValueError(f"the array's dtype is {array.dtype}; send numbers (float32, float64 or integers)")
     if array.ndim < 2:
