@@ -126,7 +126,10 @@ def write_variants(project: Path, product: str, framework: str, package: str) ->
     if not variants.is_dir():
         return
     shutil.copy(variants / "model" / f"{product}-{framework}.py", project / "src" / package / "model.py")
-    shutil.copy(variants / "test_model" / f"{product}.py", project / "tests" / "test_model.py")
+    tests = variants / "test_model" / f"{product}-{framework}.py"  # a framework's own, else the product's
+    if not tests.is_file():
+        tests = variants / "test_model" / f"{product}.py"
+    shutil.copy(tests, project / "tests" / "test_model.py")
     sample_data = variants / "data" / framework
     if sample_data.is_dir():  # the framework's own example data in place of the iris sample
         shutil.rmtree(project / "data")

@@ -131,7 +131,9 @@ def conform(records: Any, spec: TensorSpec) -> np.ndarray:
 
 # --- NPY bodies --------------------------------------------------------------------------------
 _NPY_PREFIX = b"\x93NUMPY\x01\x00"  # numpy.save()'s magic string and format version 1.0
-_NPY_HEADER = re.compile(r"\{'descr': '([<|][fiub][1248])', 'fortran_order': False, 'shape': \((\d+(?:, \d+)*),?\), \}\s*")
+_NPY_HEADER = re.compile(
+    r"\{'descr': '([<|][fiub][1248])', 'fortran_order': False, 'shape': \((\d+(?:, \d+)*),?\), \}\s*"
+)
 
 
 def read_npy(body: bytes) -> np.ndarray:
