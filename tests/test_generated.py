@@ -23,6 +23,7 @@ PROJECTS = [
     {},
     {"base_os": "debian-12", "marketplace": False},
     *({"product": p, "framework": f} for p, f in offered_pairs() if (p, f) != ("algorithm", "scikit-learn")),
+    {"product": "model", "framework": "onnx", "accelerator": "gpu"},
 ]
 
 
@@ -91,12 +92,16 @@ def without_aws(home) -> dict:
     return env
 
 
-@pytest.mark.parametrize(("product", "framework"), offered_pairs())
-def test_publish_dry_run_needs_no_image_credentials_or_network(cookies, project_venv, tmp_path, product, framework):
+@pytest.mark.parametrize(
+    ("product", "framework", "accelerator"), [(p, f, "cpu") for p, f in offered_pairs()] + [("model", "onnx", "gpu")]
+)
+def test_publish_dry_run_needs_no_image_credentials_or_network(
+    cookies, project_venv, tmp_path, product, framework, accelerator
+):
     unshare = shutil.which("unshare")
     isolated = unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0
     require(bool(isolated), "`unshare --net` (util-linux, as root) is needed to run the dry run with no network")
-    project = bake(cookies, product=product, framework=framework)
+    project = bake(cookies, product=product, framework=framework, accelerator=accelerator)
     (project_venv / ".installed").touch()
     result = subprocess.run(
         [unshare, "--net", "make", "publish", "DRY_RUN=1", f"VENV={project_venv}"],
@@ -119,6 +124,10 @@ def test_publish_dry_run_needs_no_image_credentials_or_network(cookies, project_
     assert checked.stdout.strip() == f"valid {operation}"
     request = json.loads((project / requests[0]).read_text())
     assert request["CertifyForMarketplace"] is True
+    if accelerator == "gpu":  # declared on GPU instances only, which botocore's model accepts (checked above)
+        inference = request["InferenceSpecification"]
+        assert inference["SupportedRealtimeInferenceInstanceTypes"] == ["ml.g5.xlarge"]
+        assert inference["SupportedTransformInstanceTypes"] == ["ml.g5.xlarge"]
     assert "Placeholders in these files" in result.stdout
 
 
