@@ -52,7 +52,7 @@ def example_model(train: Dataset) -> OnnxModel:
     # Pixels standardised inside the graph: the server sends them as they come (0 to 16).
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     classifier.fit(train.features, train.labels)
-    # A free batch dimension (None): any number of records per call, so requests can be batched.
+    # A free batch dimension: any number of records per call, so concurrent requests can be batched.
     graph = to_onnx(classifier, train.features[:1].astype(np.float32), options={"zipmap": False})
     for value in [*graph.graph.input, *graph.graph.output]:  # named "N" in every input and output
         value.type.tensor_type.shape.dim[0].dim_param = "N"
