@@ -211,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["docker", "image", "rm", image, f"{PROJECT}-gpu:{tag}"], capture_output=True)
 
     print(f"ONNX model package benchmark, {started}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"load average {before} at the start, {after} at the end; {args.connections} connections, ")
-    print(f"{args.repeat} x {args.duration} s per scenario, wrk inside the container's network namespace")
+    print(f"load average {before} at the start, {after} at the end")
+    print(f"{args.connections} connections, {args.repeat} x {args.duration} s per scenario, wrk inside the container's "
+          "network namespace")  # fmt: skip
     print(f"image: {size / 1e6:.1f} MB ({(size - base) / 1e6:.1f} MB over {BASE_IMAGE})")
     if gpu is not None:
         gpu_size, seconds = gpu
