@@ -33,6 +33,14 @@ ONLY_FOR = {
     "algorithm": [Path("tests/container/test_train.py")],
     "model": [Path("tests/container/test_model_package.py")],
 }
+# Files only one framework has: ONNX Runtime's sessions, and the tests of tensors and images.
+ONLY_FOR_FRAMEWORK = {
+    "onnx": [
+        Path("src/sagemaker_contract/onnx_runtime.py"),
+        Path("tests/contract/test_onnx_runtime.py"),
+        Path("tests/container/test_onnx.py"),
+    ],
+}
 
 
 def set_line(text: str, prefix: str, value: str) -> str:
@@ -100,13 +108,13 @@ def write_dockerfile(project: Path, base) -> None:
     shutil.rmtree(recipes)
 
 
-def write_requirements(project: Path, framework: str, lock_kind: str, lock_flags: str) -> None:
-    """requirements.in and .lock for the framework, pinned for what the base OS can run."""
+def write_requirements(project: Path, requirements: str, lock_kind: str, lock_flags: str) -> None:
+    """requirements.in and .lock for the framework (or its GPU build), pinned for what the base OS can run."""
     variants = project / REQUIREMENTS_DIR
     if not variants.is_dir():
         return
-    shutil.copy(variants / f"{framework}.in", project / "requirements.in")
-    shutil.copy(variants / f"{framework}.{lock_kind}.lock", project / "requirements.lock")
+    shutil.copy(variants / f"{requirements}.in", project / "requirements.in")
+    shutil.copy(variants / f"{requirements}.{lock_kind}.lock", project / "requirements.lock")
     makefile = project / "Makefile"
     makefile.write_text(set_line(makefile.read_text(), "LOCK_FLAGS  := ", lock_flags))
     shutil.rmtree(variants)
@@ -118,7 +126,14 @@ def write_variants(project: Path, product: str, framework: str, package: str) ->
     if not variants.is_dir():
         return
     shutil.copy(variants / "model" / f"{product}-{framework}.py", project / "src" / package / "model.py")
-    shutil.copy(variants / "test_model" / f"{product}.py", project / "tests" / "test_model.py")
+    tests = variants / "test_model" / f"{product}-{framework}.py"  # a framework's own, else the product's
+    if not tests.is_file():
+        tests = variants / "test_model" / f"{product}.py"
+    shutil.copy(tests, project / "tests" / "test_model.py")
+    sample_data = variants / "data" / framework
+    if sample_data.is_dir():  # the framework's own example data in place of the iris sample
+        shutil.rmtree(project / "data")
+        shutil.copytree(sample_data, project / "data")
     shutil.rmtree(variants)
 
 
@@ -129,11 +144,12 @@ def write_readme_tables(project: Path, package: str) -> None:
     readme_tables.write_from_source(project / "README.md", project / "src" / package / "model.py")
 
 
-def remove_other_products_files(project: Path, product: str) -> None:
-    for other, paths in ONLY_FOR.items():
-        if other != product:
-            for path in paths:
-                (project / path).unlink(missing_ok=True)
+def remove_other_products_files(project: Path, product: str, framework: str) -> None:
+    for owners, chosen in ((ONLY_FOR, product), (ONLY_FOR_FRAMEWORK, framework)):
+        for other, paths in owners.items():
+            if other != chosen:
+                for path in paths:
+                    (project / path).unlink(missing_ok=True)
 
 
 def main() -> int:
@@ -149,7 +165,11 @@ def main() -> int:
     except os_check.BaseOsError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
-    errors, warnings = os_check.gate(base, bool(context["marketplace"]), catalogue, datetime.date.today())
+    today = datetime.date.today()
+    errors, warnings = os_check.gate(base, bool(context["marketplace"]), catalogue, today)
+    requirements = os_check.requirements_name(context["framework"], context.get("accelerator", "cpu"))
+    framework_errors, framework_warnings = os_check.framework_gate(base, requirements, catalogue, today)
+    errors, warnings = framework_errors + errors, warnings + framework_warnings
     for warning in warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     if errors:
@@ -160,9 +180,9 @@ def main() -> int:
     write_dockerfile(project, base)
     write_variants(project, context["product"], context["framework"], context["__package_name"])
     write_readme_tables(project, context["__package_name"])
-    remove_other_products_files(project, context["product"])
-    lock_kind = catalogue["recipes"][base.recipe]["lock"]
-    write_requirements(project, context["framework"], lock_kind, catalogue["locks"][lock_kind])
+    remove_other_products_files(project, context["product"], context["framework"])
+    lock_kind = os_check.lock_kind(base.recipe, requirements, catalogue)
+    write_requirements(project, requirements, lock_kind, catalogue["locks"][lock_kind])
     print(f"Generated {context['project_slug']} ({context['product']}, {context['framework']}, {base.name}).")
     print(f"Next: cd {context['project_slug']} && make help")
     return 0

@@ -20,6 +20,8 @@ DESCRIPTION_MAX = 1024  # AlgorithmDescription / ModelPackageDescription.
 REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9-]+$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# SageMaker's NVIDIA GPU instance families (ml.<family>.<size>).
+GPU_FAMILIES = re.compile(r"^ml\.(?:g4dn|g5|g6|g6e|p3|p3dn|p4d|p4de|p5|p5e|p5en)\.")
 # Package names that would shadow what the image imports.
 RESERVED_PACKAGES = {
     "sagemaker_contract",
@@ -29,6 +31,9 @@ RESERVED_PACKAGES = {
     "sklearn",
     "joblib",
     "xgboost",
+    "onnxruntime",
+    "onnx",
+    "skl2onnx",
     "gunicorn",
     "uvicorn",
     "uvicorn_worker",
@@ -95,6 +100,35 @@ def validate(context: dict) -> list[str]:
         value = str(context.get(name, ""))
         if not INSTANCE_TYPE.match(value):
             problems.append(f"{name} {value!r} is not a SageMaker instance type; give one like ml.m5.large")
+    problems.extend(framework_problems(context))
+    return problems
+
+
+def framework_problems(context: dict) -> list[str]:
+    """Answers that do not go together: onnx serves only; only onnx has a GPU build here."""
+    problems = []
+    product = context.get("product", "algorithm")
+    framework = context.get("framework", "scikit-learn")
+    accelerator = context.get("accelerator", "cpu")
+    if framework == "onnx" and product == "algorithm":
+        problems.append(
+            "framework onnx is for product=model only: an ONNX file is a model trained elsewhere, which the "
+            "image serves but cannot train; choose product=model to serve an ONNX model, or framework "
+            "scikit-learn, xgboost or custom for an algorithm that trains"
+        )
+    if accelerator == "gpu" and framework != "onnx":
+        problems.append(
+            f"accelerator gpu is offered with framework onnx only (ONNX Runtime's GPU build runs on NVIDIA's "
+            f"CUDA wheels from PyPI); the {framework} image here is a CPU build: choose accelerator=cpu, or "
+            "framework=onnx with product=model"
+        )
+    instance_type = str(context.get("inference_instance_type", ""))
+    gpu_onnx = accelerator == "gpu" and framework == "onnx"
+    if gpu_onnx and INSTANCE_TYPE.match(instance_type) and not GPU_FAMILIES.match(instance_type):
+        problems.append(
+            f"inference_instance_type {instance_type!r} has no NVIDIA GPU but accelerator is gpu; give a GPU "
+            "type such as ml.g5.xlarge (or ml.g4dn.xlarge, ml.g6.xlarge), or choose accelerator=cpu"
+        )
     return problems
 
 

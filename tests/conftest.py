@@ -53,6 +53,11 @@ def choices(name: str) -> list:
     return list(COOKIECUTTER_JSON[name])
 
 
+def offered_pairs() -> list[tuple[str, str]]:
+    """Every product x framework the template generates (onnx serves only: there is no onnx algorithm)."""
+    return [(p, f) for p in choices("product") for f in choices("framework") if (p, f) != ("algorithm", "onnx")]
+
+
 def run(args: list[str], cwd: Path, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command; on failure, fail the test with its output."""
     result = subprocess.run(
@@ -76,9 +81,10 @@ def project_venv(tmp_path_factory, cookies_session):
     pip = str(venv / "bin" / "pip")
     # Every framework's libraries, so one venv serves every baked project.
     for framework in choices("framework"):
-        project = bake(cookies_session, framework=framework, project_name=f"venv {framework}")
+        product = "model" if framework == "onnx" else "algorithm"  # onnx serves only
+        project = bake(cookies_session, framework=framework, product=product, project_name=f"venv {framework}")
         run([pip, "install", "--quiet", "--require-hashes", "-r", "requirements.lock"], cwd=project)
-    run([pip, "install", "--quiet", "-r", "requirements-dev.txt"], cwd=project)
+        run([pip, "install", "--quiet", "-r", "requirements-dev.txt"], cwd=project)
     (venv / ".installed").touch()
     return venv
 

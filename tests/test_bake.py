@@ -17,7 +17,7 @@ except ImportError:  # Python < 3.11
 import pytest
 import yaml
 
-from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices
+from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices, offered_pairs
 
 CONTRACT = [
     "__init__.py",
@@ -107,7 +107,15 @@ CONTAINER_TESTS = [
 ]
 
 
-def expected_files(package: str, product: str = "algorithm") -> set[str]:
+# Files only an onnx project has: ONNX Runtime's sessions and the tests of tensors and images.
+ONNX_ONLY = {
+    "src/sagemaker_contract/onnx_runtime.py",
+    "tests/contract/test_onnx_runtime.py",
+    "tests/container/test_onnx.py",
+}
+
+
+def expected_files(package: str, product: str = "algorithm", framework: str = "scikit-learn") -> set[str]:
     files = {
         ".dockerignore",
         ".github/workflows/ci.yml",
@@ -135,6 +143,9 @@ def expected_files(package: str, product: str = "algorithm") -> set[str]:
         "tests/test_model.py",
     }
     files.add("tests/container/test_train.py" if product == "algorithm" else "tests/container/test_model_package.py")
+    if framework == "onnx":  # the example classifies 8x8 digit images, not iris flowers
+        files -= {"data/train/iris.csv", "data/validation/iris.csv"}
+        files |= {"data/train/digits.csv", "data/validation/digits.csv", *ONNX_ONLY}
     return files
 
 
@@ -159,7 +170,8 @@ SINGLE_ANSWERS = [
     {"base_os": "debian-12", "base_image": "mirror.example.com/debian:12-slim", "marketplace": False},
     {"marketplace": False},
     {"project_name": "Fraud Scorer", "aws_region": "eu-west-1"},
-    *({"product": p, "framework": f} for p in choices("product") for f in choices("framework")),
+    *({"product": p, "framework": f} for p, f in offered_pairs()),
+    {"product": "model", "framework": "onnx", "accelerator": "gpu"},
 ]
 
 
@@ -169,7 +181,8 @@ SINGLE_ANSWERS = [
 def test_bake_gives_exactly_the_expected_files(cookies, answers):
     project = bake(cookies, **answers)
     package = project.name.replace("-", "_")
-    assert files_of(project) == expected_files(package, answers.get("product", "algorithm"))
+    expected = expected_files(package, answers.get("product", "algorithm"), answers.get("framework", "scikit-learn"))
+    assert files_of(project) == expected
 
 
 BASE_OS_CHOICES = [value for value in choices("base_os") if value != "custom"]
@@ -334,6 +347,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
     project = bake(cookies)
     source_root = TEMPLATE / "{{cookiecutter.project_slug}}"
     rendered = {"src/sagemaker_contract/project.py", "Makefile", "README.md", "pyproject.toml", "tests/test_model.py"}
+    rendered.add("requirements-dev.txt")  # onnx projects add their exporter
     for source in source_root.rglob("*"):
         relative = str(source.relative_to(source_root))
         if (
@@ -342,6 +356,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
             or relative in rendered
             or relative.startswith(("docker-recipes/", "requirements/", "variants/"))
             or relative == "tests/container/test_model_package.py"  # model packages only
+            or relative in ONNX_ONLY
         ):
             continue
         assert (project / relative).read_bytes() == source.read_bytes(), f"{relative} changed when rendered"
@@ -528,3 +543,90 @@ def test_make_scan_runs_the_installed_scanner_or_says_how_to_get_one(cookies, tm
         found = scan()
         assert found.returncode != 0  # the scanner's verdict is make's
         assert (tmp_path / f"{name}.args").read_text() == expected + "\n"
+
+
+# --- framework onnx, accelerator cpu|gpu ----------------------------------------------------------
+ONNX = {"product": "model", "framework": "onnx"}
+
+
+def locked_names(project: Path) -> set[str]:
+    lock = (project / "requirements.lock").read_text()
+    return {match.group(1).lower() for match in re.finditer(r"^([A-Za-z0-9._-]+)==", lock, re.MULTILINE)}
+
+
+def test_an_onnx_project_serves_onnx_runtime_and_exports_on_the_host(cookies):
+    project = bake(cookies, base_os="debian-12", marketplace=False, **ONNX)
+    assert {"onnxruntime", "pillow", "numpy"} <= locked_names(project)
+    assert not {"onnxruntime-gpu", "skl2onnx", "scikit-learn", "onnx"} & locked_names(project)  # nothing host-only
+    assert re.search(r"^skl2onnx\b", (project / "requirements-dev.txt").read_text(), re.M)
+    assert 'FRAMEWORK = "onnx"\nACCELERATOR = "cpu"' in (project / "src/sagemaker_contract/project.py").read_text()
+    header = (project / "data/train/digits.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == 65 and header[0] in "0123456789"  # the label, then 8x8 pixels
+
+
+def test_other_frameworks_do_not_get_the_exporter(cookies):
+    project = bake(cookies, product="model", framework="xgboost")
+    assert "skl2onnx" not in (project / "requirements-dev.txt").read_text()
+
+
+def test_the_gpu_build_is_locked_with_nvidias_cuda_and_cudnn_wheels_and_gpu_instances(cookies):
+    project = bake(cookies, accelerator="gpu", **ONNX)  # Amazon Linux 2023, for Marketplace
+    names = locked_names(project)
+    assert {"onnxruntime-gpu", "nvidia-cudnn-cu13", "nvidia-cuda-runtime", "nvidia-cublas"} <= names
+    assert "onnxruntime" not in names  # the CPU build beside it would shadow the GPU one
+    assert (project / "requirements.in").read_text().count("onnxruntime-gpu[cuda,cudnn]") == 1
+    assert 'ACCELERATOR = "gpu"' in (project / "src/sagemaker_contract/project.py").read_text()
+    settings = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["sagemaker"]["instance_types"]
+    assert settings["realtime"] == settings["transform"] == ["ml.g5.xlarge"]
+
+
+@pytest.mark.parametrize("accelerator", ["cpu", "gpu"])
+@pytest.mark.parametrize("base_os", ["debian-10", "amazonlinux-2023", "debian-12"])
+def test_the_onnx_dockerfile_passes_hadolint_and_its_lock_fits_the_base(cookies, base_os, accelerator):
+    hadolint = shutil.which("hadolint", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+    project = bake(cookies, base_os=base_os, marketplace=base_os != "debian-12", accelerator=accelerator, **ONNX)
+    result = subprocess.run([hadolint, "Dockerfile"], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Debian 10 brings its own CPython on glibc 2.28: the lock is pinned for manylinux_2_28, not 2_17.
+    flags = {"debian-10": "--python-version 3.11 --python-platform x86_64-manylinux_2_28"}
+    wanted = flags.get(base_os, "--universal --python-version 3.9")
+    assert f"\nLOCK_FLAGS  := {wanted}\n" in (project / "Makefile").read_text()
+    assert f"uv pip compile {wanted} " in (project / "requirements.lock").read_text()
+
+
+@pytest.mark.parametrize("base_os", ["centos-7", "oraclelinux-7", "amazonlinux-2", "ubuntu-18.04"])
+def test_onnx_on_a_base_older_than_glibc_2_28_stops_and_leaves_nothing(tmp_path, base_os):
+    result = cookiecutter_cli(tmp_path, "product=model", "framework=onnx", f"base_os={base_os}")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.stderr
+    assert f"ERROR: onnx cannot run on base_os {base_os} (" in errors[0] and "glibc 2.28" in errors[0]
+    nearest = "Nearest choices on the scan list that run it: amazonlinux-2023 (supported until 2029-06-30), debian-10"
+    assert nearest in errors[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("base_os", ["debian-11", "ubuntu-20.04"])
+def test_the_gpu_build_on_python_3_9_stops_with_the_reason(tmp_path, base_os):
+    answers = ["product=model", "framework=onnx", "accelerator=gpu", f"base_os={base_os}", "marketplace=no"]
+    result = cookiecutter_cli(tmp_path, *answers)
+    assert result.returncode != 0
+    assert f"ERROR: onnx-gpu cannot run on base_os {base_os} (" in result.stderr and "runs Python 3.9" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        (["product=algorithm", "framework=onnx"], "framework onnx is for product=model only"),
+        (["product=model", "framework=xgboost", "accelerator=gpu"], "accelerator gpu is offered with framework onnx"),
+        (
+            ["product=model", "framework=onnx", "accelerator=gpu", "inference_instance_type=ml.m5.large"],
+            "inference_instance_type 'ml.m5.large' has no NVIDIA GPU but accelerator is gpu",
+        ),
+    ],
+)
+def test_answers_that_do_not_go_together_stop_before_anything_is_written(tmp_path, answers, message):
+    result = cookiecutter_cli(tmp_path, *answers)
+    assert result.returncode != 0 and f"ERROR: {message}" in result.stderr
+    assert list(tmp_path.iterdir()) == []

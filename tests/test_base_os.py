@@ -251,3 +251,65 @@ def test_every_choice_has_a_recipe_a_lock_and_an_end_of_life_date():
         assert CATALOGUE["recipes"][entry["recipe"]]["lock"] in CATALOGUE["locks"]
         datetime.date.fromisoformat(entry["eol"])
     assert json.loads(json.dumps(CATALOGUE)) == CATALOGUE
+
+
+# --- the wheels a framework needs: ONNX Runtime's glibc 2.28, its GPU build's Python 3.10 --------
+GLIBC_2_28_OR_NEWER = {c for c, e in CATALOGUE["choices"].items() if tuple(map(int, e["glibc"].split("."))) >= (2, 28)}
+
+
+@pytest.mark.parametrize("choice_id", list(CATALOGUE["choices"]))
+def test_onnx_is_refused_exactly_where_glibc_is_older_than_2_28(choice_id):
+    errors, warnings = os_check.framework_gate(os_check.resolve(choice_id, "", CATALOGUE), "onnx", CATALOGUE, TODAY)
+    assert warnings == []
+    if choice_id in GLIBC_2_28_OR_NEWER:
+        assert errors == []
+    else:
+        [error] = errors
+        glibc = CATALOGUE["choices"][choice_id]["glibc"]
+        assert error.startswith(f"onnx cannot run on base_os {choice_id} (") and f"has glibc {glibc} " in error
+        assert "the standalone CPython brings its own Python, not a newer glibc" in error
+        assert "amazonlinux-2023 (supported until 2029-06-30), debian-10 (past end of life)" in error
+
+
+def test_the_gpu_build_also_needs_python_3_10_and_other_frameworks_need_nothing():
+    refused = {
+        choice_id
+        for choice_id in CATALOGUE["choices"]
+        if os_check.framework_gate(os_check.resolve(choice_id, "", CATALOGUE), "onnx-gpu", CATALOGUE, TODAY)[0]
+    }
+    python_3_9 = {c for c, e in CATALOGUE["choices"].items() if e["python_version"] == "3.9"}
+    assert python_3_9 and refused == (set(CATALOGUE["choices"]) - GLIBC_2_28_OR_NEWER) | python_3_9
+    for framework in ("scikit-learn", "xgboost", "custom"):
+        for choice_id in CATALOGUE["choices"]:
+            base = os_check.resolve(choice_id, "", CATALOGUE)
+            assert os_check.framework_gate(base, framework, CATALOGUE, TODAY) == ([], [])
+
+
+def test_a_custom_image_of_unknown_glibc_gets_a_warning_for_onnx():
+    base = os_check.resolve("custom", "rockylinux:9", CATALOGUE)
+    errors, [warning] = os_check.framework_gate(base, "onnx", CATALOGUE, TODAY)
+    assert errors == [] and "cannot tell the glibc of base_image rockylinux:9" in warning and "2.28" in warning
+    known = os_check.resolve("custom", "ubuntu:bionic", CATALOGUE)  # a release the catalogue knows: glibc 2.27
+    assert os_check.framework_gate(known, "onnx", CATALOGUE, TODAY)[0]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "requirements", "kind"),
+    [
+        ("standalone", "onnx", "glibc-2.28"),
+        ("standalone", "onnx-gpu", "glibc-2.28"),
+        ("standalone", "xgboost", "glibc-2.17"),
+        ("apt", "onnx", "universal"),
+        ("dnf", "onnx-gpu", "universal"),
+    ],
+)
+def test_the_lock_follows_the_recipe_unless_the_wheels_need_a_newer_glibc(recipe, requirements, kind):
+    assert os_check.lock_kind(recipe, requirements, CATALOGUE) == kind
+
+
+def test_every_lock_a_project_can_get_is_in_the_template():
+    requirements_dir = TEMPLATE / "{{cookiecutter.project_slug}}" / "requirements"
+    for source in requirements_dir.glob("*.in"):
+        for kind in os_check.lock_kinds(source.stem, CATALOGUE):
+            assert (requirements_dir / f"{source.stem}.{kind}.lock").is_file(), (source.stem, kind)
+    assert os_check.requirements_name("onnx", "gpu") == "onnx-gpu" and os_check.requirements_name("onnx") == "onnx"

@@ -53,6 +53,7 @@ BUILDS = [
     {"base_os": "debian-12", "product": "model"},
     {"base_os": "debian-12", "product": "model", "framework": "xgboost"},
     {"base_os": "debian-12", "product": "model", "framework": "custom"},
+    {"base_os": "debian-12", "product": "model", "framework": "onnx"},
 ]
 
 

@@ -2,12 +2,14 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from .conftest import bake, choices, make, require, run
+from .conftest import TEMPLATE, bake, choices, make, offered_pairs, require, run
 
 pytestmark = pytest.mark.generated
 
@@ -20,12 +22,8 @@ def make_installed():
 PROJECTS = [
     {},
     {"base_os": "debian-12", "marketplace": False},
-    *(
-        {"product": p, "framework": f}
-        for p in choices("product")
-        for f in choices("framework")
-        if (p, f) != ("algorithm", "scikit-learn")
-    ),
+    *({"product": p, "framework": f} for p, f in offered_pairs() if (p, f) != ("algorithm", "scikit-learn")),
+    {"product": "model", "framework": "onnx", "accelerator": "gpu"},
 ]
 
 
@@ -42,6 +40,36 @@ def test_package_model_packs_a_model_the_project_can_load(cookies, project_venv,
     assert result.stdout.strip().splitlines()[-1] == "build/model.tar.gz"
     assert "package-model: wrote build/model.tar.gz" in result.stderr
     assert (project / "build" / "model.tar.gz").stat().st_size > 0
+
+
+# An ONNX graph made elsewhere: 3x3 grey images in (batch free), their sums out.
+SUMMING_GRAPH = """
+import sys
+import onnx
+from onnx import TensorProto, helper
+node = helper.make_node("ReduceSum", ["pixels"], ["total"], keepdims=0, axes=[1, 2])
+graph = helper.make_graph([node], "sum", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, 3])],
+                          [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["batch"])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+model.ir_version = 7
+onnx.save(model, sys.argv[1])
+"""
+
+
+def test_package_model_packs_any_onnx_file(cookies, project_venv, tmp_path):
+    import tarfile
+
+    project = bake(cookies, product="model", framework="onnx", project_name="Any Onnx")
+    graph = tmp_path / "exported-elsewhere.onnx"
+    run([str(project_venv / "bin" / "python"), "-c", SUMMING_GRAPH, str(graph)], cwd=tmp_path)
+    make(project, "package-model", venv=project_venv, MODEL=str(graph))
+    with tarfile.open(project / "build" / "model.tar.gz") as archive:
+        assert sorted(archive.getnames()) == ["model-metadata.json", "model.onnx"]  # under the name load() reads
+        metadata = json.load(archive.extractfile("model-metadata.json"))
+        assert archive.extractfile("model.onnx").read() == graph.read_bytes()
+    # The graph's record shape (3, 3) is 9 values: CSV and JSON rows of 9 are checked against it.
+    assert metadata["framework"] == "onnx" and metadata["feature_count"] == 9
+    assert "onnxruntime" in metadata["versions"]
 
 
 # Checks each written request with botocore alone (not the project's own checker).
@@ -64,13 +92,16 @@ def without_aws(home) -> dict:
     return env
 
 
-@pytest.mark.parametrize("product", choices("product"))
-@pytest.mark.parametrize("framework", choices("framework"))
-def test_publish_dry_run_needs_no_image_credentials_or_network(cookies, project_venv, tmp_path, product, framework):
+@pytest.mark.parametrize(
+    ("product", "framework", "accelerator"), [(p, f, "cpu") for p, f in offered_pairs()] + [("model", "onnx", "gpu")]
+)
+def test_publish_dry_run_needs_no_image_credentials_or_network(
+    cookies, project_venv, tmp_path, product, framework, accelerator
+):
     unshare = shutil.which("unshare")
     isolated = unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0
     require(bool(isolated), "`unshare --net` (util-linux, as root) is needed to run the dry run with no network")
-    project = bake(cookies, product=product, framework=framework)
+    project = bake(cookies, product=product, framework=framework, accelerator=accelerator)
     (project_venv / ".installed").touch()
     result = subprocess.run(
         [unshare, "--net", "make", "publish", "DRY_RUN=1", f"VENV={project_venv}"],
@@ -93,6 +124,10 @@ def test_publish_dry_run_needs_no_image_credentials_or_network(cookies, project_
     assert checked.stdout.strip() == f"valid {operation}"
     request = json.loads((project / requests[0]).read_text())
     assert request["CertifyForMarketplace"] is True
+    if accelerator == "gpu":  # declared on GPU instances only, which botocore's model accepts (checked above)
+        inference = request["InferenceSpecification"]
+        assert inference["SupportedRealtimeInferenceInstanceTypes"] == ["ml.g5.xlarge"]
+        assert inference["SupportedTransformInstanceTypes"] == ["ml.g5.xlarge"]
     assert "Placeholders in these files" in result.stdout
 
 
@@ -128,7 +163,6 @@ def test_build_passes_base_image_and_platform(cookies):
 def test_readme_generate_command_works_on_a_fresh_venv(tmp_path):
     """The README's first quickstart command (cruft), with this checkout in place of the template's URL:
     cruft clones the checkout's HEAD commit, so uncommitted template changes are not in this bake."""
-    from .conftest import TEMPLATE
 
     readme = (TEMPLATE / "README.md").read_text()
     command = next(line for line in readme.splitlines() if "cruft create https://github.com/<org>/<repo>" in line)
@@ -149,24 +183,58 @@ def uv_glibc_minor(glibc: str) -> int:
     return max(m for m in UV_GLIBC_MINORS if m <= minor)
 
 
+def uv_compile(uv: str, lock: Path, python_version: str, glibc: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Can `lock` install from wheels alone on this Python and glibc? (asks PyPI; builds nothing)"""
+    args = [uv, "pip", "compile", str(lock), "--python-version", python_version]
+    args += ["--python-platform", f"x86_64-manylinux_2_{uv_glibc_minor(glibc)}", "--only-binary", ":all:"]
+    args += ["--no-deps", "--quiet", "--no-python-downloads", "-o", os.devnull]
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd)
+
+
+REQUIREMENTS = [*choices("framework"), "onnx-gpu"]  # requirements/<name>.in: each framework's, and onnx's GPU build
+
+
 def test_every_base_os_gets_wheels_for_every_framework(project_venv, tmp_path):
     """Each lock the hook can pick installs from wheels alone on each offered OS's Python and glibc
-    (asks PyPI which wheels exist; no image is built)."""
-    from .conftest import TEMPLATE
+    (asks PyPI which wheels exist; no image is built). Combinations the hook refuses are skipped
+    here; the next test proves them refused for a reason."""
+    from .test_base_os import CATALOGUE, os_check
 
     source = TEMPLATE / "{{cookiecutter.project_slug}}"
-    catalogue = json.loads((source / "src/sagemaker_tools/base_os.json").read_text())
     uv = str(project_venv / "bin" / "uv")
-    failures = []
-    for framework in choices("framework"):
-        for choice_id, entry in catalogue["choices"].items():
-            lock = source / "requirements" / f"{framework}.{catalogue['recipes'][entry['recipe']]['lock']}.lock"
-            platform = f"x86_64-manylinux_2_{uv_glibc_minor(entry['glibc'])}"
-            args = [uv, "pip", "compile", str(lock), "--python-version", entry["python_version"]]
-            args += ["--python-platform", platform, "--only-binary", ":all:", "--no-deps", "--quiet"]
-            result = subprocess.run(
-                [*args, "--no-python-downloads", "-o", os.devnull], capture_output=True, text=True, cwd=tmp_path
-            )
+    failures, checked = [], 0
+    for requirements in REQUIREMENTS:
+        for choice_id, entry in CATALOGUE["choices"].items():
+            if not os_check.runs_wheels(entry["glibc"], entry["python_version"], requirements, CATALOGUE):
+                continue
+            kind = os_check.lock_kind(entry["recipe"], requirements, CATALOGUE)
+            lock = source / "requirements" / f"{requirements}.{kind}.lock"
+            result = uv_compile(uv, lock, entry["python_version"], entry["glibc"], tmp_path)
+            checked += 1
             if result.returncode != 0:
-                failures.append(f"{framework} on {choice_id}: {result.stderr.strip().splitlines()[-1][:300]}")
+                failures.append(f"{requirements} on {choice_id}: {result.stderr.strip().splitlines()[-1][:300]}")
     assert not failures, "\n".join(failures)
+    assert checked >= len(REQUIREMENTS) * 6
+
+
+def test_the_bases_refused_for_onnx_really_cannot_install_its_wheels(project_venv, tmp_path):
+    """The gate is not a guess: the pinned ONNX Runtime has no wheel for the glibc of each base refused."""
+    from .test_base_os import CATALOGUE, os_check
+
+    source = TEMPLATE / "{{cookiecutter.project_slug}}"
+    uv = str(project_venv / "bin" / "uv")
+    refused = [
+        (requirements, choice_id, entry)
+        for requirements in ("onnx", "onnx-gpu")
+        for choice_id, entry in CATALOGUE["choices"].items()
+        if not os_check.runs_wheels(entry["glibc"], None, requirements, CATALOGUE)
+    ]
+    assert {choice_id for _, choice_id, _ in refused} == {"amazonlinux-2", "ubuntu-18.04", "centos-7", "oraclelinux-7"}
+    for requirements, choice_id, entry in refused:
+        lock = (source / "requirements" / f"{requirements}.glibc-2.28.lock").read_text()
+        runtime = re.search(r"^(onnxruntime(?:-gpu)?==\S+)", lock, re.MULTILINE).group(1)
+        pinned = tmp_path / f"{requirements}-runtime.txt"
+        pinned.write_text(runtime + "\n")  # ONNX Runtime alone: NumPy's wheels may be missing too
+        result = uv_compile(uv, pinned, entry["python_version"], entry["glibc"], tmp_path)
+        assert result.returncode != 0, f"{runtime} installs on {choice_id}: the gate refuses it for nothing"
+        assert "has no wheels with a matching platform tag" in " ".join(result.stderr.split()), result.stderr[-500:]

@@ -180,3 +180,27 @@ def test_the_post_generation_hook_can_run_again_on_a_generated_project(cookies, 
     assert post_gen_project.main() == 0
     after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"product": "algorithm", "framework": "onnx"}, "choose product=model to serve an ONNX model"),
+        ({"product": "model", "framework": "scikit-learn", "accelerator": "gpu"}, "scikit-learn image here is a CPU"),
+        ({"product": "algorithm", "framework": "custom", "accelerator": "gpu"}, "choose accelerator=cpu"),
+        (
+            {"product": "model", "framework": "onnx", "accelerator": "gpu", "inference_instance_type": "ml.c5.xlarge"},
+            "give a GPU type such as ml.g5.xlarge",
+        ),
+    ],
+)
+def test_answers_that_do_not_go_together_get_one_line_each(changes, expected):
+    found = problems(**changes)
+    assert len(found) == 1 and expected in found[0] and "\n" not in found[0], found
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.g4dn.2xlarge", "ml.g6e.12xlarge", "ml.p4d.24xlarge"])
+def test_an_onnx_gpu_model_package_on_a_gpu_instance_passes(instance_type):
+    gpu = {"product": "model", "framework": "onnx", "accelerator": "gpu", "inference_instance_type": instance_type}
+    assert problems(**gpu) == []
+    assert problems(product="model", framework="onnx", accelerator="cpu") == []

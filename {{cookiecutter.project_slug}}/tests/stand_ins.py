@@ -11,6 +11,10 @@ from sagemaker_contract.adapter import adapt
 from sagemaker_contract.declaration import Channel, Integer, Metric
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "data"
+# The sample data's files (relative to the project) and features per row: iris, or the
+# framework's own example data (onnx: 8x8 digits).
+SAMPLE_FILES = sorted(str(path.relative_to(SAMPLE_DATA.parent)) for path in SAMPLE_DATA.rglob("*.csv"))
+SAMPLE_FEATURES = len((SAMPLE_DATA.parent / SAMPLE_FILES[0]).read_text().splitlines()[0].split(",")) - 1
 
 
 def fake_module(**overrides):

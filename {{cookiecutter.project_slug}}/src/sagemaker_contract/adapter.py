@@ -30,6 +30,9 @@ every 2xx answer to /invocations; by default one unit per record):
 
     consumed_units(records, predictions) -> int      the units one slice of a request's records
                                              costs (tokens, pixels, ...); the answer carries the sum
+
+Optional: describe_model(model) -> dict     what `describe` shows of the loaded model (e.g. an ONNX
+                                             graph's inputs and outputs)
 """
 
 from __future__ import annotations
@@ -49,7 +52,18 @@ SERVING = ("load", "predict")
 TRAINING = ("fit", "evaluate", "save", "HYPERPARAMETERS", "CHANNELS", "METRICS")
 PACKING = ("load", "predict", "save")
 
-_CALLABLES = ("load", "predict", "fit", "evaluate", "save", "example_model", "decode", "encode", "consumed_units")
+_CALLABLES = (
+    "load",
+    "predict",
+    "fit",
+    "evaluate",
+    "save",
+    "example_model",
+    "decode",
+    "encode",
+    "consumed_units",
+    "describe_model",
+)
 _SEQUENCES = ("HYPERPARAMETERS", "CHANNELS", "METRICS", "REQUEST_TYPES", "RESPONSE_TYPES")
 _KNOWN = (*_CALLABLES, *_SEQUENCES, "MODEL_FILE", "SUPPORTS_BATCHING")
 
@@ -74,6 +88,7 @@ class UserModule:
     decode: Callable[[bytes, str], Any] | None = None
     encode: Callable[[Any, str], bytes] | None = None
     consumed_units: Callable[[Any, Any], int] | None = None
+    describe_model: Callable[[Any], Any] | None = None
     request_types: tuple[str, ...] = field(default=())
     response_types: tuple[str, ...] = field(default=())
     defined: frozenset[str] = frozenset()  # the names the module defines, of those listed above
@@ -150,6 +165,7 @@ def adapt(module: ModuleType, required: Sequence[str] = SERVING) -> UserModule:
         decode=getattr(module, "decode", None),
         encode=getattr(module, "encode", None),
         consumed_units=getattr(module, "consumed_units", None),
+        describe_model=getattr(module, "describe_model", None),
         request_types=tuple(t.lower() for t in _as_tuple(getattr(module, "REQUEST_TYPES", ()))),
         response_types=tuple(t.lower() for t in _as_tuple(getattr(module, "RESPONSE_TYPES", ()))),
         defined=frozenset(name for name in _KNOWN if hasattr(module, name)),

@@ -22,6 +22,8 @@ RECORDED_DISTRIBUTIONS = {
     "xgboost": "xgboost",
     "xgboost-cpu": "xgboost",
     "joblib": "joblib",
+    "onnxruntime": "onnxruntime",
+    "onnxruntime-gpu": "onnxruntime",
 }
 
 

@@ -3,3 +3,4 @@
 USER_MODULE = "{{ cookiecutter.__package_name }}.model"
 PRODUCT = "{{ cookiecutter.product }}"  # "algorithm" (train and serve) or "model" (serve only)
 FRAMEWORK = "{{ cookiecutter.framework }}"
+ACCELERATOR = "{{ cookiecutter.accelerator }}"  # "cpu", or "gpu" (framework onnx: the CUDA execution provider)

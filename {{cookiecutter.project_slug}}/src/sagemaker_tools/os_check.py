@@ -183,6 +183,8 @@ class BaseOs:
     recipe: str
     python: str
     eol: str | None
+    glibc: str | None = None  # None: a custom image whose glibc its name does not tell
+    python_version: str | None = None
 
 
 def resolve(base_os: str, base_image: str, catalogue: dict) -> BaseOs:
@@ -218,7 +220,10 @@ def resolve(base_os: str, base_image: str, catalogue: dict) -> BaseOs:
     # Another release of a glibc distribution: bring a standalone CPython (needs no packages).
     standalone = next(entry for entry in choices.values() if entry["recipe"] == "standalone")
     name = describe_os(os_id, version, catalogue)
-    return BaseOs("custom", name, os_id, version, base_image, "standalone", standalone["python"], None)
+    return BaseOs(
+        "custom", name, os_id, version, base_image, "standalone", standalone["python"], None, None,
+        standalone["python_version"],
+    )  # fmt: skip
 
 
 def _from_entry(choice: str, entry: dict, image: str, version: str | None = None) -> BaseOs:
@@ -231,6 +236,8 @@ def _from_entry(choice: str, entry: dict, image: str, version: str | None = None
         recipe=entry["recipe"],
         python=entry["python"],
         eol=entry["eol"],
+        glibc=entry["glibc"],
+        python_version=entry["python_version"],
     )
 
 
@@ -283,6 +290,70 @@ def gate(base: BaseOs, marketplace: bool, catalogue: dict, today: datetime.date)
             f"blocks images with High CVEs; prefer {PREFERRED}."
         )
     return errors, warnings
+
+
+# --- what the framework's wheels need from the base OS ------------------------------------------
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def requirements_name(framework: str, accelerator: str = "cpu") -> str:
+    """The requirements/<name>.in a project gets: the framework's, or its GPU build's (onnx-gpu)."""
+    return f"{framework}-gpu" if accelerator == "gpu" else framework
+
+
+def lock_kind(recipe: str, requirements: str, catalogue: dict) -> str:
+    """Which lock a project gets: its recipe's, unless its wheels need a newer glibc."""
+    kind = catalogue["recipes"][recipe]["lock"]
+    return catalogue.get("wheels", {}).get(requirements, {}).get("locks", {}).get(kind, kind)
+
+
+def lock_kinds(requirements: str, catalogue: dict) -> list[str]:
+    """Every lock a project with these requirements can get (the ones `.ci/relock` writes)."""
+    return sorted({lock_kind(recipe, requirements, catalogue) for recipe in catalogue["recipes"]})
+
+
+def runs_wheels(glibc: str | None, python_version: str | None, requirements: str, catalogue: dict) -> bool:
+    """Can a base OS with this glibc and Python install these requirements' wheels? (Unknown: assume so.)"""
+    wheels = catalogue.get("wheels", {}).get(requirements, {})
+    for have, needed in ((glibc, wheels.get("glibc")), (python_version, wheels.get("python"))):
+        if have is not None and needed is not None and _release(have) < _release(needed):
+            return False
+    return True
+
+
+def framework_gate(
+    base: BaseOs, requirements: str, catalogue: dict, today: datetime.date
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for the requirements' wheels on `base`: a glibc or Python they cannot run on is refused."""
+    wheels = catalogue.get("wheels", {}).get(requirements)
+    if wheels is None:
+        return [], []
+    if base.choice == "custom":
+        label = f"base_image {base.image} ({base.name})"
+    else:
+        label = f"base_os {base.choice} ({base.name})"
+    if base.glibc is None:
+        return [], [f"cannot tell the glibc of {label} from its name; {wheels['why']}, so the build fails on older"]
+    if runs_wheels(base.glibc, base.python_version, requirements, catalogue):
+        return [], []
+    reasons = []
+    if not runs_wheels(base.glibc, None, requirements, catalogue):
+        reasons.append(f"{base.name} has glibc {base.glibc}")
+        if base.recipe == "standalone":
+            reasons[-1] += " (the standalone CPython brings its own Python, not a newer glibc)"
+    if not runs_wheels(None, base.python_version, requirements, catalogue):
+        reasons.append(f"{base.name} runs Python {base.python_version}")
+    working = [
+        _with_status(choice_id, catalogue, today)
+        for choice_id, entry in catalogue["choices"].items()
+        if scannable(entry["os"], entry["version"], catalogue)
+        and runs_wheels(entry["glibc"], entry["python_version"], requirements, catalogue)
+    ]
+    return [
+        f"{requirements} cannot run on {label}: {wheels['why']}, and {' and '.join(reasons)}. Nearest choices on "
+        f"the scan list that run it: {', '.join(working)}; or a newer base_os not on the list, with marketplace=false."
+    ], []
 
 
 def _with_status(choice_id: str, catalogue: dict, today: datetime.date) -> str:

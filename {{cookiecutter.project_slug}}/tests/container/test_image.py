@@ -2,6 +2,7 @@
 
 import json
 
+from sagemaker_contract.adapter import load_user_module
 from sagemaker_contract.project import PRODUCT
 
 from .conftest import docker, python_in
@@ -43,4 +44,6 @@ def test_describe_reports_the_declaration(declaration):
         assert declaration["hyperparameters"] and declaration["metric_definitions"]
     else:
         assert declaration["channels"] == declaration["hyperparameters"] == []
-    assert declaration["content_types"] == ["text/csv", "application/json", "application/jsonlines"]
+    # The built-in formats, after those the project's module reads itself (REQUEST_TYPES, e.g. images).
+    own = list(load_user_module(()).request_types)
+    assert declaration["content_types"] == [*own, "text/csv", "application/json", "application/jsonlines"]

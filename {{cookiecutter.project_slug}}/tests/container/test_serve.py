@@ -56,7 +56,7 @@ def test_a_batch_transform_payload_near_6_mb_is_answered_in_order(server):
 @pytest.mark.parametrize(
     ("content_type", "body", "accept", "status"),
     [
-        ("image/png", b"\x89PNG", None, 415),
+        ("image/gif", b"GIF89a", None, 415),
         ("text/csv", csv_body(ROWS[:1]), "image/png", 406),
         ("text/csv", b"sepal_length,sepal_width\n1,2", None, 400),
         ("application/json", b"{not json", None, 400),

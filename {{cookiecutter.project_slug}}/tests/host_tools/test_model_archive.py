@@ -9,7 +9,7 @@ from sagemaker_contract.adapter import adapt
 from sagemaker_contract.model_metadata import METADATA_FILE
 from sagemaker_tools.model_archive import PackagingError, package
 
-from stand_ins import SAMPLE_DATA, fake_module, raw_module
+from stand_ins import SAMPLE_DATA, SAMPLE_FEATURES, fake_module, raw_module
 
 
 def members(archive_path):
@@ -24,7 +24,7 @@ def test_without_a_model_the_example_is_trained_and_packed_at_the_archive_root(t
     assert all(m.uid == 0 and m.mtime == 0 for m in found.values())  # reproducible archives
     with tarfile.open(out) as archive:
         metadata = json.load(archive.extractfile(METADATA_FILE))
-    assert metadata["feature_count"] == 4 and "python" in metadata["versions"]
+    assert metadata["feature_count"] == SAMPLE_FEATURES and "python" in metadata["versions"]
 
 
 def test_a_model_packages_example_model_is_used_when_there_is_no_fit(tmp_path):

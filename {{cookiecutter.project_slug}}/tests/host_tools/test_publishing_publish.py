@@ -9,6 +9,8 @@ from sagemaker_tools.publishing import PublishError
 from sagemaker_tools.publishing.images import PushedImage, write_record
 from sagemaker_tools.publishing.publish import plan, publish
 
+from stand_ins import SAMPLE_FILES
+
 from .publishing_support import ACCOUNT, ALGORITHM, DIGEST, copy_project, model_package_module, settings_for, stubbed
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerValidation"
@@ -47,7 +49,8 @@ def described(status, validation="InProgress", reason=None):
 
 def expect_uploads_and_create(settings, stubbers, *, created: bool = True):
     request = plan(settings, dry_run=False, user=ALGORITHM).request
-    for key in ("input/train/iris.csv", "input/validation/iris.csv", "transform-input/transform-input.csv"):
+    inputs = [f"input/{source.split('/', 1)[1]}" for source in SAMPLE_FILES]  # data/train/x.csv: input/train/x.csv
+    for key in (*inputs, "transform-input/transform-input.csv"):
         stubbers["s3"].add_response(
             "put_object",
             {"ETag": '"etag"'},

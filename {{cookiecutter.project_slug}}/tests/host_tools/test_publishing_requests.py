@@ -17,6 +17,8 @@ from sagemaker_tools.publishing.publish import PLACEHOLDER_ACCOUNT, dry_run, pla
 from sagemaker_tools.publishing.service_model import request_problems
 from sagemaker_tools.publishing.specifications import PRODUCTS, resource_name
 
+from stand_ins import SAMPLE_FILES
+
 from .publishing_support import ACCOUNT, ALGORITHM, DIGEST, NoAws, copy_project, model_package_module, settings_for
 
 USER = ALGORITHM
@@ -311,10 +313,6 @@ def test_a_dry_run_uses_no_credentials_and_no_network(project, monkeypatch):
     request = json.loads((project / "build/publish/create-algorithm.json").read_text())
     assert request_problems("CreateAlgorithm", request) == []
     uploads = json.loads((project / "build/publish/s3-uploads.json").read_text())["uploads"]
-    assert {upload["source"] for upload in uploads} == {
-        "data/train/iris.csv",
-        "data/validation/iris.csv",
-        "build/publish/transform-input.csv",
-    }
+    assert {upload["source"] for upload in uploads} == {*SAMPLE_FILES, "build/publish/transform-input.csv"}
     assert "  build/publish/create-algorithm.json" in said
     assert any(line.startswith("  ValidationRole arn:aws:iam::123456789012:role/PLACEHOLDER-") for line in said)
