@@ -33,6 +33,11 @@ ONLY_FOR = {
     "algorithm": [Path("tests/container/test_train.py")],
     "model": [Path("tests/container/test_model_package.py")],
 }
+# Files only one framework has (on one product, or on any: None): XGBoost's own machinery's tests.
+ONLY_WITH_FRAMEWORK = {
+    Path("tests/contract/test_xgboost_training.py"): (None, "xgboost"),
+    Path("tests/container/test_distributed.py"): ("algorithm", "xgboost"),
+}
 
 
 def set_line(text: str, prefix: str, value: str) -> str:
@@ -129,11 +134,14 @@ def write_readme_tables(project: Path, package: str) -> None:
     readme_tables.write_from_source(project / "README.md", project / "src" / package / "model.py")
 
 
-def remove_other_products_files(project: Path, product: str) -> None:
+def remove_other_products_files(project: Path, product: str, framework: str) -> None:
     for other, paths in ONLY_FOR.items():
         if other != product:
             for path in paths:
                 (project / path).unlink(missing_ok=True)
+    for path, (only_product, only_framework) in ONLY_WITH_FRAMEWORK.items():
+        if framework != only_framework or only_product not in (None, product):
+            (project / path).unlink(missing_ok=True)
 
 
 def main() -> int:
@@ -160,7 +168,7 @@ def main() -> int:
     write_dockerfile(project, base)
     write_variants(project, context["product"], context["framework"], context["__package_name"])
     write_readme_tables(project, context["__package_name"])
-    remove_other_products_files(project, context["product"])
+    remove_other_products_files(project, context["product"], context["framework"])
     lock_kind = catalogue["recipes"][base.recipe]["lock"]
     write_requirements(project, context["framework"], lock_kind, catalogue["locks"][lock_kind])
     print(f"Generated {context['project_slug']} ({context['product']}, {context['framework']}, {base.name}).")

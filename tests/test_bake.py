@@ -40,6 +40,8 @@ CONTRACT = [
     "training.py",
     "training_data.py",
     "training_job.py",
+    "checkpoints.py",
+    "xgboost_training.py",  # imported by XGBoost projects only
 ]
 # The host tools: never in the image.
 TOOLS = [
@@ -102,7 +104,7 @@ CONTAINER_TESTS = [
 ]
 
 
-def expected_files(package: str, product: str = "algorithm") -> set[str]:
+def expected_files(package: str, product: str = "algorithm", framework: str = "scikit-learn") -> set[str]:
     files = {
         ".dockerignore",
         ".github/workflows/ci.yml",
@@ -130,6 +132,11 @@ def expected_files(package: str, product: str = "algorithm") -> set[str]:
         "tests/test_model.py",
     }
     files.add("tests/container/test_train.py" if product == "algorithm" else "tests/container/test_model_package.py")
+    files.add("tests/contract/test_checkpoints.py")
+    if framework == "xgboost":
+        files.add("tests/contract/test_xgboost_training.py")
+        if product == "algorithm":
+            files.add("tests/container/test_distributed.py")
     return files
 
 
@@ -164,7 +171,9 @@ SINGLE_ANSWERS = [
 def test_bake_gives_exactly_the_expected_files(cookies, answers):
     project = bake(cookies, **answers)
     package = project.name.replace("-", "_")
-    assert files_of(project) == expected_files(package, answers.get("product", "algorithm"))
+    assert files_of(project) == expected_files(
+        package, answers.get("product", "algorithm"), answers.get("framework", "scikit-learn")
+    )
 
 
 BASE_OS_CHOICES = [value for value in choices("base_os") if value != "custom"]
@@ -337,6 +346,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
             or relative in rendered
             or relative.startswith(("docker-recipes/", "requirements/", "variants/"))
             or relative == "tests/container/test_model_package.py"  # model packages only
+            or relative in ("tests/contract/test_xgboost_training.py", "tests/container/test_distributed.py")
         ):
             continue
         assert (project / relative).read_bytes() == source.read_bytes(), f"{relative} changed when rendered"
