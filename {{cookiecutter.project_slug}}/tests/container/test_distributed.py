@@ -78,7 +78,7 @@ def test_two_hosts_train_one_model_that_deploys_and_predicts(image, local_sessio
     assert accuracy >= 0.8, f"accuracy {accuracy:.2f} on the validation rows: {predictions}"
 
 
-ROUNDS = 1000
+ROUNDS = 300
 
 
 def long_job(image, root):
