@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import signal
+import time
 
 import pytest
 
@@ -159,11 +160,17 @@ def test_a_step_that_outlasts_the_grace_period_is_stopped_without_a_checkpoint(o
     monkeypatch.setattr(training, "STOP_GRACE_SECONDS", 1)
     (opt_ml.root / "checkpoints").mkdir()
 
+    progress = []
+
     def fit(hyperparameters, train, validation=None, job=None):
-        with job.checkpoints():
+        with job.checkpoints() as checkpoints:
             os.kill(os.getpid(), signal.SIGTERM)
-            while True:  # a step that never ends
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # a step longer than the grace period
                 pass
+            progress.append("the step outlasted the grace period")
+            checkpoints.step_done(1, lambda path: path.write_text("1"))
+        return {"depth": 1}
 
     assert training.run(opt_ml, fake_module(fit=fit)) == training.EXIT_STOPPED
-    assert not any((opt_ml.root / "checkpoints").iterdir())
+    assert progress == [] and not any((opt_ml.root / "checkpoints").iterdir())
