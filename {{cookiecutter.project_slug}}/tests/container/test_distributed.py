@@ -18,8 +18,9 @@ from .conftest import LOCAL_USER, ROWS_BODY, SAMPLE_DATA, docker, make_tree, tra
 
 
 @pytest.fixture
-def local_session(monkeypatch):
-    """A SageMaker SDK session that runs jobs and endpoints in Docker here: no AWS, no S3."""
+def local_session(image, monkeypatch):
+    """A SageMaker SDK session that runs jobs and endpoints in Docker here: no AWS, no S3.
+    Afterwards the containers docker compose made from the image go too (the SDK leaves them)."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "local-mode",  # the SDK wants credentials, and hands them to the containers
@@ -33,7 +34,11 @@ def local_session(monkeypatch):
     no_telemetry = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
     session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"), sagemaker_config=no_telemetry)
     session.config = {"local": {"local_code": True}}  # file:// data and output, nothing uploaded
-    return session
+    yield session
+    made = ["--filter", f"ancestor={image}", "--filter", "label=com.docker.compose.project"]
+    left = docker("ps", "--all", "--quiet", *made).stdout.split()
+    if left:
+        docker("rm", "--force", *left)
 
 
 def sample_labels() -> list[str]:
