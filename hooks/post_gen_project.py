@@ -33,13 +33,14 @@ ONLY_FOR = {
     "algorithm": [Path("tests/container/test_train.py")],
     "model": [Path("tests/container/test_model_package.py")],
 }
-# Files only one framework has: ONNX Runtime's sessions, and the tests of tensors and images.
-ONLY_FOR_FRAMEWORK = {
-    "onnx": [
-        Path("src/sagemaker_contract/onnx_runtime.py"),
-        Path("tests/contract/test_onnx_runtime.py"),
-        Path("tests/container/test_onnx.py"),
-    ],
+# Files only one framework has (on one product, or on any: None): ONNX Runtime's sessions and the
+# tests of tensors and images; XGBoost's own machinery's tests.
+ONLY_WITH_FRAMEWORK = {
+    Path("src/sagemaker_contract/onnx_runtime.py"): (None, "onnx"),
+    Path("tests/contract/test_onnx_runtime.py"): (None, "onnx"),
+    Path("tests/container/test_onnx.py"): (None, "onnx"),
+    Path("tests/contract/test_xgboost_training.py"): (None, "xgboost"),
+    Path("tests/container/test_distributed.py"): ("algorithm", "xgboost"),
 }
 
 
@@ -145,11 +146,13 @@ def write_readme_tables(project: Path, package: str) -> None:
 
 
 def remove_other_products_files(project: Path, product: str, framework: str) -> None:
-    for owners, chosen in ((ONLY_FOR, product), (ONLY_FOR_FRAMEWORK, framework)):
-        for other, paths in owners.items():
-            if other != chosen:
-                for path in paths:
-                    (project / path).unlink(missing_ok=True)
+    for other, paths in ONLY_FOR.items():
+        if other != product:
+            for path in paths:
+                (project / path).unlink(missing_ok=True)
+    for path, (only_product, only_framework) in ONLY_WITH_FRAMEWORK.items():
+        if framework != only_framework or only_product not in (None, product):
+            (project / path).unlink(missing_ok=True)
 
 
 def main() -> int:

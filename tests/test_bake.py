@@ -40,6 +40,8 @@ CONTRACT = [
     "training.py",
     "training_data.py",
     "training_job.py",
+    "checkpoints.py",
+    "xgboost_training.py",  # imported by XGBoost projects only
 ]
 # The host tools: never in the image.
 TOOLS = [
@@ -146,6 +148,11 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
     if framework == "onnx":  # the example classifies 8x8 digit images, not iris flowers
         files -= {"data/train/iris.csv", "data/validation/iris.csv"}
         files |= {"data/train/digits.csv", "data/validation/digits.csv", *ONNX_ONLY}
+    files.add("tests/contract/test_checkpoints.py")
+    if framework == "xgboost":
+        files.add("tests/contract/test_xgboost_training.py")
+        if product == "algorithm":
+            files.add("tests/container/test_distributed.py")
     return files
 
 
@@ -181,8 +188,9 @@ SINGLE_ANSWERS = [
 def test_bake_gives_exactly_the_expected_files(cookies, answers):
     project = bake(cookies, **answers)
     package = project.name.replace("-", "_")
-    expected = expected_files(package, answers.get("product", "algorithm"), answers.get("framework", "scikit-learn"))
-    assert files_of(project) == expected
+    assert files_of(project) == expected_files(
+        package, answers.get("product", "algorithm"), answers.get("framework", "scikit-learn")
+    )
 
 
 BASE_OS_CHOICES = [value for value in choices("base_os") if value != "custom"]
@@ -357,6 +365,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
             or relative.startswith(("docker-recipes/", "requirements/", "variants/"))
             or relative == "tests/container/test_model_package.py"  # model packages only
             or relative in ONNX_ONLY
+            or relative in ("tests/contract/test_xgboost_training.py", "tests/container/test_distributed.py")
         ):
             continue
         assert (project / relative).read_bytes() == source.read_bytes(), f"{relative} changed when rendered"

@@ -6,6 +6,9 @@ in one place, adapter.py. Import what your code needs from here:
 
     from sagemaker_contract import Categorical, Channel, Continuous, Dataset, Integer, Metric
     from sagemaker_contract import read_csv_channel     (a channel's CSV files as a Dataset)
+    from sagemaker_contract import TrainingJob          (fit's `job`: hosts, channels, checkpoints)
+    from sagemaker_contract import Checkpoints          (save and resume, for managed spot)
+    from sagemaker_contract import xgboost_training     (XGBoost across hosts; XGBoost projects only)
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import sys
 import warnings
 from types import ModuleType
 
+from .checkpoints import Checkpoints
 from .declaration import Boolean, Categorical, Channel, Continuous, FreeText, Integer, Metric
 from .errors import ClientError, ContractError, ProjectError
+from .training_job import Cluster, TrainingJob
 
 __all__ = [
     "Boolean",
     "Categorical",
     "Channel",
+    "Checkpoints",
+    "Cluster",
     "ClientError",
     "ContractError",
     "Continuous",
@@ -32,6 +39,7 @@ __all__ = [
     "Integer",
     "Metric",
     "ProjectError",
+    "TrainingJob",
     "read_csv_channel",
 ]
 

@@ -15,6 +15,8 @@ What the module defines:
     example_model(train) -> model            model packages: the bundled example
     MODEL_FILE                               optional: the file name load() reads
     SUPPORTS_BATCHING = True                 optional: False keeps concurrent requests apart
+    DISTRIBUTED_TRAINING = False             optional: True when fit() trains one model across
+                                             all of a job's hosts (fit takes `job`, uses job.cluster)
 
 Optional payload hooks, for request and response formats besides CSV, JSON and JSON Lines
 (images, tensors, text), without touching template-owned code:
@@ -65,7 +67,7 @@ _CALLABLES = (
     "describe_model",
 )
 _SEQUENCES = ("HYPERPARAMETERS", "CHANNELS", "METRICS", "REQUEST_TYPES", "RESPONSE_TYPES")
-_KNOWN = (*_CALLABLES, *_SEQUENCES, "MODEL_FILE", "SUPPORTS_BATCHING")
+_KNOWN = (*_CALLABLES, *_SEQUENCES, "MODEL_FILE", "SUPPORTS_BATCHING", "DISTRIBUTED_TRAINING")
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class UserModule:
     model_file: str | None = None
     supports_batching: bool = True
     fit_takes_job: bool = False
+    distributed_training: bool = False
     decode: Callable[[bytes, str], Any] | None = None
     encode: Callable[[Any, str], bytes] | None = None
     consumed_units: Callable[[Any, Any], int] | None = None
@@ -145,9 +148,14 @@ def adapt(module: ModuleType, required: Sequence[str] = SERVING) -> UserModule:
     model_file = getattr(module, "MODEL_FILE", None)
     if model_file is not None and not isinstance(model_file, str):
         problems.append(f"MODEL_FILE must be a file name, not {type(model_file).__name__}")
+    fit = getattr(module, "fit", None)
+    distributed = getattr(module, "DISTRIBUTED_TRAINING", False)
+    if not isinstance(distributed, bool):
+        problems.append(f"DISTRIBUTED_TRAINING must be True or False, not {type(distributed).__name__}")
+    elif distributed and not (fit is not None and _takes(fit, "job")):
+        problems.append("DISTRIBUTED_TRAINING is True but fit() takes no `job` argument, so it cannot see the hosts")
     if problems:
         raise ProjectError(f"{where}: " + "; ".join(problems))
-    fit = getattr(module, "fit", None)
     user = UserModule(
         module=module,
         load=getattr(module, "load", None),
@@ -162,6 +170,7 @@ def adapt(module: ModuleType, required: Sequence[str] = SERVING) -> UserModule:
         model_file=model_file,
         supports_batching=bool(getattr(module, "SUPPORTS_BATCHING", True)),
         fit_takes_job=fit is not None and _takes(fit, "job"),
+        distributed_training=distributed,
         decode=getattr(module, "decode", None),
         encode=getattr(module, "encode", None),
         consumed_units=getattr(module, "consumed_units", None),

@@ -29,6 +29,7 @@ def declaration(user: UserModule) -> dict[str, Any]:
         ],
         "content_types": list(formats.request_types),
         "response_types": list(formats.response_types),
+        "distributed_training": user.distributed_training,
     }
 
 

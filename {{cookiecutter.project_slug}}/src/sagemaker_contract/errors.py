@@ -39,3 +39,7 @@ class ContractError(Exception):
 
 class InvalidHyperparameter(ContractError, ValueError):
     """A hyperparameter value that does not fit its declaration (names the value)."""
+
+
+class TrainingStopped(BaseException):
+    """Raised inside training when SIGTERM arrives (BaseException: user code can't swallow it)."""

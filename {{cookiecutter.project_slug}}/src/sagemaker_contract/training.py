@@ -27,8 +27,9 @@ from pathlib import Path
 from types import FrameType
 
 from .adapter import TRAINING, UserModule, load_user_module
+from .checkpoints import STOP_GRACE_SECONDS, defer_sigterm_to_checkpoints
 from .declaration import declaration_problems, parse_hyperparameters
-from .errors import ContractError, ProjectError
+from .errors import ContractError, ProjectError, TrainingStopped
 from .model_metadata import write_metadata
 from .opt_ml import FAILURE_REASON_LIMIT, OptMl
 from .project import FRAMEWORK
@@ -42,12 +43,9 @@ EXIT_FAILED = 1
 EXIT_STOPPED = 143  # 128 + SIGTERM, what a process killed by SIGTERM reports.
 
 
-class TrainingStopped(BaseException):
-    """Raised inside training when SIGTERM arrives (BaseException: user code can't swallow it)."""
-
-
 class _SigtermStop:
-    """SIGTERM stops training at once, except during a save, which is allowed to finish."""
+    """SIGTERM stops training at once, except during a save, which is allowed to finish, and
+    while checkpoints are on, when the running step finishes and writes one first (checkpoints.py)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -55,9 +53,19 @@ class _SigtermStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+        if self._deferring:
+            log.warning("SIGTERM received while saving the model; finishing the save first")
+        elif defer_sigterm_to_checkpoints():
+            log.warning("SIGTERM received; saving a checkpoint after the current round, then stopping")
+            # Should the round outlast the grace period, stop without the checkpoint before SIGKILL.
+            signal.signal(signal.SIGALRM, self._handle_grace_over)
+            signal.alarm(STOP_GRACE_SECONDS)
+        else:
+            raise TrainingStopped()
+
+    def _handle_grace_over(self, signum: int, frame: FrameType | None) -> None:
         if not self._deferring:
             raise TrainingStopped()
-        log.warning("SIGTERM received while saving the model; finishing the save first")
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -66,6 +74,7 @@ class _SigtermStop:
             yield
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.alarm(0)
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -84,12 +93,9 @@ def run(opt_ml: OptMl | None = None, user: UserModule | None = None) -> int:
     try:
         with stop.installed():
             _train(opt_ml, user, stop)
-    except TrainingStopped:
-        return _fail(
-            opt_ml,
-            "training stopped by SIGTERM (StopTrainingJob or MaxRuntimeInSeconds) before the model was saved",
-            EXIT_STOPPED,
-        )
+    except TrainingStopped as stopped:
+        reason = "training stopped by SIGTERM (StopTrainingJob or MaxRuntimeInSeconds) before the model was saved"
+        return _fail(opt_ml, f"{reason}; {stopped}" if str(stopped) else reason, EXIT_STOPPED)
     except (ContractError, ProjectError) as error:
         return _fail(opt_ml, str(error), EXIT_FAILED)
     except Exception as error:  # noqa: BLE001 - anything from user code must become a reason
@@ -109,7 +115,7 @@ def _train(opt_ml: OptMl, user: UserModule | None, stop: _SigtermStop) -> None:
     hyperparameters, warnings = parse_hyperparameters(job.hyperparameters, user.hyperparameters)
     for warning in warnings:
         log.warning("%s", warning)
-    _log_cluster(job.cluster)
+    _log_cluster(job.cluster, user)
     datasets = _read_channels(job, user)
     log.info(
         "training on %s with %s",
@@ -119,7 +125,7 @@ def _train(opt_ml: OptMl, user: UserModule | None, stop: _SigtermStop) -> None:
 
     assert user.fit is not None and user.evaluate is not None and user.save is not None
     extra = {"job": job} if user.fit_takes_job else {}
-    model = user.fit(hyperparameters, **datasets, **extra)
+    model = user.fit(hyperparameters, **_own_shares(datasets, job, user), **extra)
 
     metrics: dict[str, float] = {}
     for channel, data in datasets.items():
@@ -152,14 +158,40 @@ def _first_required(user: UserModule) -> str:
     return next(channel.name for channel in user.channels if channel.required)
 
 
-def _log_cluster(cluster: Cluster) -> None:
-    if cluster.world_size > 1:
+def _log_cluster(cluster: Cluster, user: UserModule) -> None:
+    if cluster.world_size > 1 and not user.distributed_training:
         log.warning(
             "%d hosts in resourceconfig.json; this algorithm trains on one instance, so every "
             "host trains on its own copy of the data and only %s saves the model",
             cluster.world_size,
             cluster.hosts[0],
         )
+
+
+def _own_shares(datasets: dict[str, Dataset | None], job: TrainingJob, user: UserModule) -> dict[str, Dataset | None]:
+    """What each host trains on when the hosts train as one job: a ShardedByS3Key channel is this
+    host's shard already; of a FullyReplicated one, every host takes every world_size-th row from
+    its rank on, so that together they see each row once. Metrics are still on every row."""
+    cluster = job.cluster
+    if not user.distributed_training or cluster.world_size == 1:
+        return datasets
+    shares: dict[str, Dataset | None] = {}
+    for name, data in datasets.items():
+        channel = job.channels.get(name)
+        if data is None or channel is None or channel.distribution != "FullyReplicated":
+            shares[name] = data
+            continue
+        rows = slice(cluster.rank, None, cluster.world_size)
+        shares[name] = Dataset(data.features[rows], data.labels[rows], source=data.source)
+        log.info(
+            "%s is FullyReplicated: this host trains on every %d-th row from row %d (%d of %d rows)",
+            name,
+            cluster.world_size,
+            cluster.rank,
+            len(shares[name]),
+            len(data),
+        )
+    return shares
 
 
 def _read_channels(job: TrainingJob, user: UserModule) -> dict[str, Dataset | None]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import Checkpoints
 from .opt_ml import OptMl
 
 
@@ -96,6 +97,10 @@ class TrainingJob:
     @property
     def checkpoint_dir(self) -> Path:
         return self.opt_ml.root / "checkpoints"
+
+    def checkpoints(self, name: str = "checkpoint", suffix: str = "") -> Checkpoints:
+        """This host's checkpoints (checkpoints.py), written only when the job asked for them."""
+        return Checkpoints(self.checkpoint_dir, self.cluster.current_host, name=name, suffix=suffix)
 
     @classmethod
     def read(cls, opt_ml: OptMl | None = None) -> TrainingJob:

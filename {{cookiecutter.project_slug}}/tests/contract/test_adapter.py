@@ -108,3 +108,13 @@ def test_a_renamed_module_stays_importable_under_its_old_name_with_a_warning():
     with pytest.warns(DeprecationWarning, match="sagemaker_contract.datasets is now sagemaker_contract.training_data"):
         old = importlib.import_module("sagemaker_contract.datasets")
     assert old is training_data and old.read_csv_channel is training_data.read_csv_channel
+
+
+def test_distributed_training_is_declared_with_a_fit_that_sees_the_job():
+    user = adapt(raw_module(DISTRIBUTED_TRAINING=True, fit=lambda hyperparameters, train, job=None: {}), TRAINING)
+    assert user.distributed_training
+    assert not adapt(raw_module(), TRAINING).distributed_training
+    with pytest.raises(ProjectError, match="DISTRIBUTED_TRAINING is True but fit\\(\\) takes no `job` argument"):
+        adapt(raw_module(DISTRIBUTED_TRAINING=True), TRAINING)
+    with pytest.raises(ProjectError, match="DISTRIBUTED_TRAINING must be True or False, not str"):
+        adapt(raw_module(DISTRIBUTED_TRAINING="yes"), TRAINING)

@@ -214,3 +214,52 @@ def test_a_fit_that_takes_the_job_receives_it_read_from_opt_ml(opt_ml):
     assert (job.cluster.rank, job.cluster.world_size, job.cluster.is_leader) == (1, 2, False)
     assert job.hyperparameters == {"depth": "3"} and set(job.channels) == {"train", "validation"}
     assert job.channels["train"].directory == opt_ml.channel_dir("train")
+
+
+def test_a_fastfile_channel_is_read_like_a_file_channel(opt_ml):
+    config = json.loads(opt_ml.input_data_config_file.read_text())
+    config["train"]["TrainingInputMode"] = "FastFile"  # SageMaker mounts the data where File copies it
+    opt_ml.input_data_config_file.write_text(json.dumps(config))
+    assert training.run(opt_ml, fake_module()) == 0
+    assert json.loads((opt_ml.output_data_dir / "metrics.json").read_text())["train:rows"] == 3.0
+
+
+def distributed_module(seen):
+    def fit(hyperparameters, train, validation=None, job=None):
+        seen.append((train.labels.tolist(), validation.labels.tolist()))
+        return {"depth": 1}
+
+    return fake_module(fit=fit, DISTRIBUTED_TRAINING=True)
+
+
+def test_hosts_training_as_one_job_take_their_share_of_replicated_rows(opt_ml, capsys, caplog):
+    (opt_ml.channel_dir("train") / "part.csv").write_text("a,1,2\nb,3,4\na,5,6\nc,7,8\nb,9,9\n")
+    for host, expected in (("algo-1", ["a", "a", "b"]), ("algo-2", ["b", "c"])):
+        opt_ml.resource_config_file.write_text(json.dumps({"current_host": host, "hosts": ["algo-1", "algo-2"]}))
+        seen = []
+        assert training.run(opt_ml, distributed_module(seen)) == 0
+        assert seen[0][0] == expected
+        assert "train:rows=5" in capsys.readouterr().out  # metrics are on every row
+    assert "trains on its own copy" not in caplog.text
+
+
+def test_a_sharded_channel_is_this_hosts_shard_already(opt_ml):
+    config = json.loads(opt_ml.input_data_config_file.read_text())
+    config["train"]["S3DistributionType"] = "ShardedByS3Key"
+    opt_ml.input_data_config_file.write_text(json.dumps(config))
+    opt_ml.resource_config_file.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
+    seen = []
+    assert training.run(opt_ml, distributed_module(seen)) == 0
+    assert seen == [(["a", "b", "a"], [])]  # every train row; validation's one row went to algo-1
+
+
+def test_a_single_host_algorithm_on_many_hosts_trains_on_every_row_and_warns(opt_ml, caplog):
+    opt_ml.resource_config_file.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
+    seen = []
+
+    def fit(hyperparameters, train, validation=None):
+        seen.append(len(train))
+        return {"depth": 1}
+
+    assert training.run(opt_ml, fake_module(fit=fit)) == 0
+    assert seen == [3] and "every host trains on its own copy of the data" in caplog.text

@@ -11,6 +11,7 @@ import pytest
 from sagemaker_contract.adapter import adapt
 from sagemaker_contract.declaration import Categorical, Channel, Integer, Metric, parse_hyperparameters
 from sagemaker_contract.describe import declaration
+from sagemaker_contract.training import READABLE_INPUT_MODES
 from sagemaker_tools.publishing import PublishError
 from sagemaker_tools.publishing.images import PushedImage, write_record
 from sagemaker_tools.publishing.publish import PLACEHOLDER_ACCOUNT, dry_run, plan
@@ -19,7 +20,16 @@ from sagemaker_tools.publishing.specifications import PRODUCTS, resource_name
 
 from stand_ins import SAMPLE_FILES
 
-from .publishing_support import ACCOUNT, ALGORITHM, DIGEST, NoAws, copy_project, model_package_module, settings_for
+from .publishing_support import (
+    ACCOUNT,
+    ALGORITHM,
+    DIGEST,
+    NoAws,
+    algorithm_module,
+    copy_project,
+    model_package_module,
+    settings_for,
+)
 
 USER = ALGORITHM
 
@@ -316,3 +326,27 @@ def test_a_dry_run_uses_no_credentials_and_no_network(project, monkeypatch):
     assert {upload["source"] for upload in uploads} == {*SAMPLE_FILES, "build/publish/transform-input.csv"}
     assert "  build/publish/create-algorithm.json" in said
     assert any(line.startswith("  ValidationRole arn:aws:iam::123456789012:role/PLACEHOLDER-") for line in said)
+
+
+def test_distributed_training_is_offered_only_when_fit_trains_across_hosts(project):
+    assert (
+        plan(settings_for(project), dry_run=True, user=ALGORITHM).request["TrainingSpecification"][
+            "SupportsDistributedTraining"
+        ]
+        is False
+    )
+    module = algorithm_module()
+    module.DISTRIBUTED_TRAINING = True
+    module.fit = lambda hyperparameters, train, validation=None, job=None: None
+    request = plan(settings_for(project), dry_run=True, user=adapt(module, ())).request
+    assert request["TrainingSpecification"]["SupportsDistributedTraining"] is True
+    assert request_problems("CreateAlgorithm", request) == []
+
+
+def test_the_declared_input_modes_are_those_training_reads_and_sagemaker_accepts():
+    """FastFile mounts the data where File copies it, so training reads both; Pipe it refuses."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    accepted = set(model.shape_for("ChannelSpecification").members["SupportedInputModes"].member.enum)
+    assert {"File", "FastFile", "Pipe"} <= accepted  # botocore allows FastFile in CreateAlgorithm
+    for channel in Channel("train").specification(), *(c.specification() for c in USER.channels):
+        assert set(channel["SupportedInputModes"]) == set(READABLE_INPUT_MODES) == {"File", "FastFile"}

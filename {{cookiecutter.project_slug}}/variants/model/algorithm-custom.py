@@ -19,6 +19,19 @@ from CSV files with the label in the first column and no header.
 
 This skeleton uses no ML framework: a nearest-centroid classifier in plain NumPy, saved as JSON.
 Replace it with your own code, and add what it needs to requirements.in.
+
+Training in steps (epochs, rounds)? `fit(..., job=None)` receives the job (sagemaker_contract's
+TrainingJob: hyperparameters, channels, job.cluster), and job.checkpoints() saves and resumes for
+managed spot: a checkpoint every 60 s and on SIGTERM, when the job sets CheckpointConfig:
+
+    def fit(hyperparameters, train, validation=None, job=None):
+        with job.checkpoints("state", ".npz") as checkpoints:
+            saved = checkpoints.latest()         # None, or .round and .path of this host's newest
+            state, step = (load_state(saved.path), saved.round) if saved else (initial_state(), 0)
+            while step < hyperparameters["epochs"]:
+                state, step = train_one_epoch(state, train), step + 1
+                checkpoints.step_done(step, lambda path: np.savez(path, **state))
+        return state
 """
 
 from __future__ import annotations

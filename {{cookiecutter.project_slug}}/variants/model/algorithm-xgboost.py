@@ -19,6 +19,11 @@ from CSV files with the label in the first column and no header.
 
 The model is an XGBoost booster saved in XGBoost's own JSON format (not pickle), with the class
 names stored in it, so any XGBoost of the same or a newer version can read it.
+
+A job with several instances trains one model on all of them (DISTRIBUTED_TRAINING): `job.cluster`
+names the hosts, and each host trains on its shard (ShardedByS3Key) or its share of the rows. A job
+with CheckpointConfig (managed spot) saves a checkpoint every minute and on SIGTERM, and resumes
+from it when restarted. sagemaker_contract.xgboost_training does both.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import xgboost
 
-from sagemaker_contract import Boolean, Channel, Continuous, Dataset, Integer, Metric
+from sagemaker_contract import Boolean, Channel, Continuous, Dataset, Integer, Metric, TrainingJob, xgboost_training
 
 HYPERPARAMETERS = [
     Integer("num_round", min_value=1, max_value=1000, default=50, tunable=True, description="Boosting rounds."),
@@ -61,10 +66,19 @@ METRICS = [
 ]
 
 MODEL_FILE = "xgboost-model.json"
+DISTRIBUTED_TRAINING = True  # all hosts of a job train one model; SageMaker lets buyers ask for several
 
 
-def fit(hyperparameters: dict, train: Dataset, validation: Dataset | None = None) -> xgboost.Booster:
-    classes = np.unique(train.labels)
+def fit(
+    hyperparameters: dict, train: Dataset, validation: Dataset | None = None, job: TrainingJob | None = None
+) -> xgboost.Booster:
+    job = job or TrainingJob()
+    with xgboost_training.collective(job.cluster):
+        return _fit(hyperparameters, train, validation, job)
+
+
+def _fit(hyperparameters: dict, train: Dataset, validation: Dataset | None, job: TrainingJob) -> xgboost.Booster:
+    classes = xgboost_training.all_labels(train.labels)  # every host's, so all agree on the classes
     params = {
         "objective": "multi:softprob",
         "num_class": len(classes),
@@ -82,16 +96,14 @@ def fit(hyperparameters: dict, train: Dataset, validation: Dataset | None = None
         labels = np.searchsorted(classes, validation.labels)
         evals.append((xgboost.DMatrix(validation.features, label=labels), "validation"))
         stopping = 10 if hyperparameters["early_stopping"] else None
-    booster = xgboost.train(
+    booster = xgboost_training.train(
         params,
         train_matrix,
-        num_boost_round=hyperparameters["num_round"],
+        hyperparameters["num_round"],
         evals=evals,
-        early_stopping_rounds=stopping,
-        verbose_eval=False,
+        early_stopping_rounds=stopping,  # then the booster keeps the trees up to the best round only
+        checkpoints=job.checkpoints("xgboost", xgboost_training.CHECKPOINT_SUFFIX),
     )
-    if stopping is not None:
-        booster = booster[: booster.best_iteration + 1]  # keep the trees up to the best round only
     booster.set_attr(classes=json.dumps(classes.tolist()))
     return booster
 

@@ -106,7 +106,8 @@ def training_specification(declaration: Mapping[str, Any], listing: Listing) -> 
         "TrainingImage": listing.image.pinned_uri,
         "SupportedHyperParameters": list(declaration["hyperparameters"]),
         "SupportedTrainingInstanceTypes": list(listing.settings.instance_types["training"]),
-        "SupportsDistributedTraining": False,
+        # Buyers may ask for more than one instance only when fit() trains across hosts.
+        "SupportsDistributedTraining": bool(declaration.get("distributed_training", False)),
         "MetricDefinitions": list(declaration["metric_definitions"]),
         "TrainingChannels": list(declaration["channels"]),
         "SupportedTuningJobObjectiveMetrics": list(declaration["tuning_objectives"]),

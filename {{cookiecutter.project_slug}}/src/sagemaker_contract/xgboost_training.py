@@ -1,0 +1,217 @@
+"""XGBoost across the job's hosts, with checkpoints: what the XGBoost algorithm's fit() calls.
+
+Only XGBoost projects import this module (it imports xgboost); the rest of the contract never does.
+
+    with xgboost_training.collective(job.cluster):    # one job across hosts; nothing on one host
+        classes = xgboost_training.all_labels(train.labels)
+        booster = xgboost_training.train(params, matrix, num_round, evals=..., checkpoints=...)
+
+Across hosts, XGBoost's own collective (Rabit) joins the hosts: the first host runs the tracker,
+every host (the first too) is a worker, and each contributes its rows to every histogram, so
+together they train one model. Its rank is its place in resourceconfig.json's host list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import xgboost
+from xgboost import collective as xgb_collective
+from xgboost.tracker import RabitTracker
+
+from .checkpoints import Checkpoints
+from .errors import ContractError
+from .training_job import Cluster
+
+log = logging.getLogger("train")
+
+# The tracker's port on the first host (the one SageMaker's built-in XGBoost uses too).
+TRACKER_PORT = 9099
+# How long a host waits for its peers: names to resolve, the tracker to listen, every host to join.
+PEER_WAIT_SECONDS = 300
+CHECKPOINT_SUFFIX = ".ubj"  # XGBoost's binary model format, chosen by the file name
+
+
+def resolve_host(
+    name: str,
+    wait: float = PEER_WAIT_SECONDS,
+    lookup: Callable[[str], str] = socket.gethostbyname,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """The address of host `name`, retried for up to `wait` seconds: SageMaker's host names may
+    resolve only after the container starts. ContractError (one line) when it never does."""
+    deadline = clock() + wait
+    pause = 0.5
+    while True:
+        try:
+            return lookup(name)
+        except OSError as error:
+            if clock() + pause > deadline:
+                raise ContractError(
+                    f"host {name!r} from resourceconfig.json did not resolve within {wait:.0f} s ({error}); "
+                    "the job's instances must reach each other: check the VPC's subnets and security groups"
+                ) from None
+        sleep(pause)
+        pause = min(pause * 2, 10.0)
+
+
+def _connect_retries(wait: float) -> int:
+    """XGBoost's worker retries connecting to the tracker with pauses of 2, 4, 6, ... s: enough
+    retries to cover `wait` seconds (a worker may start well before the first host's tracker)."""
+    retries, waited = 0, 0.0
+    while waited < wait:
+        retries += 1
+        waited += 2 * retries
+    return retries
+
+
+@contextlib.contextmanager
+def collective(cluster: Cluster, port: int = TRACKER_PORT, wait: float = PEER_WAIT_SECONDS) -> Iterator[None]:
+    """Train inside this as one job across the cluster's hosts; on one host it does nothing."""
+    if cluster.world_size == 1:
+        yield
+        return
+    leader = resolve_host(cluster.hosts[0], wait)
+    worker = {
+        "dmlc_communicator": "rabit",
+        "dmlc_tracker_uri": leader,
+        "dmlc_tracker_port": port,
+        "dmlc_task_id": f"{cluster.rank:06d}",
+        "dmlc_retry": _connect_retries(wait),
+        "dmlc_timeout": int(wait),
+    }
+    tracker = None
+    with contextlib.ExitStack() as stack:
+        try:
+            if cluster.is_leader:
+                # sortby="task" with zero-padded task ids: XGBoost's ranks follow resourceconfig.json's order.
+                tracker = RabitTracker(
+                    n_workers=cluster.world_size, host_ip=leader, port=port, sortby="task", timeout=int(wait)
+                )
+                stack.push(_shut_down(tracker, wait))  # runs after the worker below has left
+                tracker.start()
+            stack.enter_context(xgb_collective.CommunicatorContext(**worker))
+        except xgboost.core.XGBoostError as error:
+            raise ContractError(
+                f"distributed training among {', '.join(cluster.hosts)} could not start ({_first_line(error)}); "
+                f"every host must reach {cluster.hosts[0]} on TCP port {port}, and each other"
+            ) from error
+        log.info(
+            "distributed training: rank %d of %d hosts (%s; tracker on %s:%d)",
+            xgb_collective.get_rank(),
+            xgb_collective.get_world_size(),
+            cluster.current_host,
+            cluster.hosts[0],
+            port,
+        )
+        yield
+
+
+def _shut_down(tracker: RabitTracker, wait: float) -> Callable[..., bool]:
+    def shut_down(kind: type[BaseException] | None, error: BaseException | None, trace: object) -> bool:
+        try:
+            if kind is None:
+                # Until every worker has left: freed earlier, the tracker would fail the slower ones.
+                tracker.wait_for(int(wait))
+            tracker.free()
+        except xgboost.core.XGBoostError as failure:  # the job's outcome is decided by now: say so, go on
+            log.warning("XGBoost's tracker did not shut down cleanly: %s", _first_line(failure))
+        return False
+
+    return shut_down
+
+
+def _first_line(error: BaseException) -> str:
+    """XGBoost's errors: a location line, then the reason, then a C++ stack trace."""
+    lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
+    reasons = [line for line in lines if not line.startswith(("[", "Stack trace"))]
+    return (reasons or lines or ["no detail"])[0]
+
+
+def all_labels(labels: np.ndarray) -> np.ndarray:
+    """The sorted distinct labels of every host's rows (each host may see only some classes)."""
+    mine = np.unique(labels)
+    if not xgb_collective.is_distributed():
+        return mine
+    every: set[Any] = set()
+    for rank in range(xgb_collective.get_world_size()):
+        every.update(xgb_collective.broadcast(mine.tolist(), rank))
+    return np.asarray(sorted(every), dtype=labels.dtype if labels.dtype.kind != "U" else str)
+
+
+class _CheckpointEveryMinute(xgboost.callback.TrainingCallback):
+    """Saves the booster when due (every host at the same round) and stops after SIGTERM's save."""
+
+    def __init__(self, checkpoints: Checkpoints) -> None:
+        super().__init__()
+        self.checkpoints = checkpoints
+
+    def after_iteration(self, model: xgboost.Booster, epoch: int, evals_log: Any) -> bool:
+        due = self.checkpoints.due()
+        stop = self.checkpoints.stop_requested
+        if xgb_collective.is_distributed():
+            # Every host saves, and stops, at the same round, so that restarted they agree.
+            agreed = xgb_collective.allreduce(np.array([due, stop], dtype=np.int32), xgb_collective.Op.MAX)
+            due, stop = bool(agreed[0]), bool(agreed[1])
+        rounds = model.num_boosted_rounds()
+        if due or stop:
+            self.checkpoints.save(rounds, lambda path: model.save_model(str(path)))
+        if stop:
+            self.checkpoints.stop_requested = True
+            self.checkpoints.stop_if_requested(rounds)
+        return False
+
+
+def resume(checkpoints: Checkpoints) -> xgboost.Booster | None:
+    """The booster of the newest checkpoint every host has, or None to start from round 0."""
+    saved = checkpoints.latest(log_resume=False)
+    rounds = saved.round if saved else 0
+    if xgb_collective.is_distributed():
+        # A host stopped mid-save may lag one checkpoint behind: all resume at the lowest round.
+        rounds = int(xgb_collective.allreduce(np.array([rounds], dtype=np.int64), xgb_collective.Op.MIN)[0])
+    if saved is None or rounds == 0:
+        return None
+    log.info("resuming from checkpoint at round %d (%s)", rounds, saved.path.name)
+    booster = xgboost.Booster(model_file=str(saved.path))
+    return booster[:rounds] if booster.num_boosted_rounds() > rounds else booster
+
+
+def train(
+    params: dict[str, Any],
+    matrix: xgboost.DMatrix,
+    num_round: int,
+    evals: Sequence[tuple[xgboost.DMatrix, str]] = (),
+    early_stopping_rounds: int | None = None,
+    checkpoints: Checkpoints | None = None,
+) -> xgboost.Booster:
+    """xgboost.train for `num_round` rounds in all, resuming from and writing `checkpoints` when
+    the job has them; with early stopping, the booster up to its best round."""
+    checkpoints = checkpoints if checkpoints is not None and checkpoints.enabled else None
+    start = resume(checkpoints) if checkpoints else None
+    done = start.num_boosted_rounds() if start is not None else 0
+    if done >= num_round:
+        log.info("the checkpoint already holds all %d rounds", num_round)
+        return start
+    with checkpoints or contextlib.nullcontext():
+        booster = xgboost.train(
+            params,
+            matrix,
+            num_boost_round=num_round - done,
+            evals=list(evals),
+            early_stopping_rounds=early_stopping_rounds,
+            xgb_model=start,
+            callbacks=[_CheckpointEveryMinute(checkpoints)] if checkpoints else None,
+            verbose_eval=False,
+        )
+    log.info("trained %d of %d rounds", booster.num_boosted_rounds(), num_round)
+    best = booster.attr("best_iteration")
+    if early_stopping_rounds and best is not None:
+        booster = booster[: int(best) + 1]  # best_iteration counts from round 0, resumed or not
+    return booster
