@@ -3,6 +3,7 @@
 import json
 import warnings
 
+from sagemaker_contract import model_metadata
 from sagemaker_contract.model_metadata import METADATA_FILE, incompatibility, write_metadata
 from sagemaker_contract.server import load_model
 
@@ -47,13 +48,16 @@ def test_feature_count_comes_from_the_metadata(tmp_path):
     assert load_model(fake_module(), [model_dir]).feature_count == 4
 
 
-def test_an_incompatible_library_version_is_refused_before_loading(tmp_path):
+def test_an_incompatible_library_version_is_refused_before_loading(tmp_path, monkeypatch):
+    # Whatever this project's framework: the image has scikit-learn 1.6.1 (xgboost and custom
+    # projects have none installed, and a model of a library the image lacks is not refused here).
+    monkeypatch.setattr(model_metadata, "installed_version", {"scikit-learn": "1.6.1"}.get)
     calls = []
     module = fake_module(load=lambda model_dir: calls.append(model_dir))
     model_dir = saved_model(tmp_path / "m", framework="scikit-learn", versions={"scikit-learn": "0.20.2"})
     state = load_model(module, [model_dir])
     assert not state.ready and calls == []
-    assert "the model was saved with scikit-learn 0.20.2 but this image has" in state.error
+    assert "the model was saved with scikit-learn 0.20.2 but this image has 1.6.1" in state.error
 
 
 def test_scikit_learns_version_warning_on_unpickling_is_a_refusal(tmp_path):
