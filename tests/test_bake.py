@@ -32,6 +32,7 @@ CONTRACT = [
     "formats.py",
     "listening.py",
     "local.py",
+    "memory.py",
     "model_metadata.py",
     "opt_ml.py",
     "project.py",
@@ -130,6 +131,8 @@ def expected_files(package: str, product: str = "algorithm") -> set[str]:
         "tests/test_model.py",
     }
     files.add("tests/container/test_train.py" if product == "algorithm" else "tests/container/test_model_package.py")
+    if product == "algorithm":
+        files.add("tests/container/test_memory.py")
     return files
 
 

@@ -12,8 +12,11 @@ calls what this module defines:
     load(model_dir) -> model    read it back, once, when the server starts
     predict(model, features)    one prediction per row of `features` (a float array)
 
-`train` and `validation` are Datasets: `.features` (rows x columns, float) and `.labels`, read
-from CSV files with the label in the first column and no header.
+`train` and `validation` are Datasets: `.features` (rows x columns, float32, what scikit-learn's
+trees compute in, so no copy is made) and `.labels`, read from CSV files with the label in the
+first column and no header. A decision tree needs every row in memory at once: a channel too
+large for the container stops the job before it starts, with the memory it needs and an instance
+type that has it.
 """
 
 from __future__ import annotations
