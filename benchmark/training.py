@@ -43,17 +43,22 @@ MAX_LEAF_NODES = "50"
 
 # Each reader runs in its own process: `before` is the peak after imports, `peak` after reading.
 # A reader is a snippet that reads the CSV files of directory `channel` into `features`, `labels`.
+# Peaks are /proc's VmHWM, the process's own high-water mark (getrusage's ru_maxrss would carry
+# over the parent's peak through fork and exec).
 MEASURE = """
-import resource, sys, time, json
+import sys, time, json
 from pathlib import Path
 {imports}
+def high_water_mark():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
 channel = Path(sys.argv[1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = high_water_mark()
 started = time.perf_counter()
 {read}
 seconds = time.perf_counter() - started
-print(json.dumps({{"seconds": seconds, "before": before,
-    "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+print(json.dumps({{"seconds": seconds, "before": before, "peak": high_water_mark(),
     "matrix": int(features.nbytes + labels.nbytes), "dtype": str(features.dtype), "rows": len(labels)}}))
 """
 

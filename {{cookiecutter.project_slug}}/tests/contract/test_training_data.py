@@ -89,7 +89,17 @@ def test_features_are_float32_and_rows_keep_their_order_across_blocks(tmp_path, 
     assert data.labels.tolist() == [label for label, _, _ in rows] and data.labels.dtype == np.int64
 
 
-def test_lines_of_spaces_and_empty_fields_are_skipped_as_blank(tmp_path):
+def test_a_channel_longer_than_its_estimate_grows_the_matrix(tmp_path, monkeypatch):
+    blocks_of(monkeypatch, 2, width=1)
+    monkeypatch.setattr(training_data._Channel, "estimated_rows", lambda channel: 1)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "x.csv").write_text("".join(f"{n % 2},{n}\n" for n in range(9)))
+    data = read_csv_channel("t", tmp_path / "t")
+    assert data.features.ravel().tolist() == list(range(9)) and data.labels.tolist() == [n % 2 for n in range(9)]
+
+
+def test_lines_of_spaces_and_empty_fields_are_skipped_as_blank(tmp_path, monkeypatch):
+    blocks_of(monkeypatch, 1, width=2)  # numpy's reader gives one row before it balks at the next
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "x.csv").write_text("1,0.5,2\n   \n,,\n0,0.25,3\n")
     data = read_csv_channel("t", tmp_path / "t")
@@ -159,7 +169,7 @@ def test_a_channel_larger_than_memory_stays_on_disk_and_streams_in_batches(tmp_p
     # Labels alone are read without the features; len() needs only them.
     assert len(data) == 30_000 and data.labels.dtype == np.int64
     with pytest.raises(ContractError) as caught:
-        data.features
+        _ = data.features
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("channel 'train' is too large for this container's memory: about 30,")
@@ -184,15 +194,20 @@ def test_a_job_whose_fit_needs_every_row_stops_before_memory_runs_out(opt_ml, mo
     assert not opt_ml.model_dir.exists() or not any(opt_ml.model_dir.iterdir())
 
 
+# VmHWM: this process's own peak (getrusage's ru_maxrss would start from pytest's, through exec).
 READ_AND_MEASURE = """
-import resource, sys
+import json, sys
 from pathlib import Path
 from sagemaker_contract.training_data import read_csv_channel
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def high_water_mark():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+before = high_water_mark()
 data = read_csv_channel("train", Path(sys.argv[1]))
 print(json.dumps({
     "before": before,
-    "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "peak": high_water_mark(),
     "matrix": data.features.nbytes + data.labels.nbytes,
 }))
 """
@@ -202,7 +217,7 @@ def test_reading_holds_little_more_than_the_matrix_it_makes(tmp_path):
     # 600,000 rows x 10 features: a 27 MB matrix from 30 MB of CSV. The issue's goal: the peak
     # while reading is at most the matrix + 25% + a fixed overhead (the blocks being parsed).
     many_rows(tmp_path / "train" / "a.csv", 600_000, width=10)
-    code = "import json\n" + textwrap.dedent(READ_AND_MEASURE)
+    code = textwrap.dedent(READ_AND_MEASURE)
     source = str(Path(training_data.__file__).parents[1])
     result = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "train")],
