@@ -64,7 +64,7 @@ print(json.dumps({{"seconds": seconds, "before": before, "peak": high_water_mark
 
 # The reader on main before issue 12 (src/sagemaker_contract/training_data.py, read_csv_channel),
 # vendored as it was: csv.reader, a list of Python floats per row, then one float64 array.
-MAIN_READER = '''
+MAIN_READER = """
 import csv, gzip, math
 import numpy as np
 
@@ -92,7 +92,7 @@ def main_reader(directory):
         else:
             label_array = np.asarray(numbers, dtype=np.float64)
     return np.asarray(rows, dtype=np.float64), label_array
-'''
+"""
 
 READERS = {
     "generated (numpy.loadtxt blocks, float32)": (
@@ -106,15 +106,15 @@ READERS = {
     ),
     "pandas read_csv, float32": (
         "import numpy as np, pandas as pd",
-        "dtypes = {0: np.float64, **{i: np.float32 for i in range(1, %d)}}\n" % (FEATURES + 1)
-        + "frame = pd.concat([pd.read_csv(p, header=None, dtype=dtypes) for p in sorted(channel.iterdir())])\n"
+        f"dtypes = {{0: np.float64, **{{i: np.float32 for i in range(1, {FEATURES + 1})}}}}\n"
+        "frame = pd.concat([pd.read_csv(p, header=None, dtype=dtypes) for p in sorted(channel.iterdir())])\n"
         "labels, features = frame[0].to_numpy(), frame.iloc[:, 1:].to_numpy()",
     ),
     "pyarrow open_csv stream, float32": (
         "import numpy as np, pyarrow as pa, pyarrow.csv as pc",
         "blocks, label_blocks = [], []\n"
-        "types = {f'f{i}': pa.float32() for i in range(1, %d)}\n" % (FEATURES + 1)
-        + "for p in sorted(channel.iterdir()):\n"
+        f"types = {{f'f{{i}}': pa.float32() for i in range(1, {FEATURES + 1})}}\n"
+        "for p in sorted(channel.iterdir()):\n"
         "    reader = pc.open_csv(p, read_options=pc.ReadOptions(autogenerate_column_names=True),\n"
         "        convert_options=pc.ConvertOptions(column_types=types))\n"
         "    for batch in reader:\n"
@@ -201,7 +201,8 @@ def ingestion(channel: Path, project: Path, repeat: int) -> dict[str, list[dict]
                 results[name] = outcome
                 continue
             results[name].append(outcome)
-            log(f"read #{attempt + 1} {name}: {outcome['seconds']:.2f} s, peak +{mib(outcome['peak'] - outcome['before'])}")
+            peak = mib(outcome["peak"] - outcome["before"])
+            log(f"read #{attempt + 1} {name}: {outcome['seconds']:.2f} s, peak +{peak}")
     return results
 
 
