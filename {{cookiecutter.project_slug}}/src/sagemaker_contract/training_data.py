@@ -82,7 +82,7 @@ def read_csv_channel(name: str, directory: Path) -> Dataset:
 
 
 class Dataset:
-    """One channel's rows: `features` (rows x columns, float32) and `labels`, one per row.
+    """One channel's rows: `features` (rows x columns, float32, column-major) and `labels`, one per row.
 
     Labels are integers when every label is a whole number, floats when all are numbers, else
     strings. `batches()` gives the rows a block at a time without holding them all.
@@ -183,23 +183,30 @@ class Dataset:
     def _read_all(self, left: int, limit: int, source: str) -> tuple[np.ndarray, np.ndarray]:
         channel = self._channel
         assert channel is not None
-        # Allocated once from the estimate (pages untouched until filled cost nothing) and, if
-        # that falls short, grown in place by ndarray.resize: realloc remaps large blocks rather
-        # than copying them, so the matrix is never held twice. Numeric labels grow alongside.
+        width = channel.width
+        # Column-major (each feature's values contiguous), as scikit-learn's trees read them:
+        # otherwise it makes a column-major copy, and splits read a column scattered over the
+        # whole matrix. Allocated once from the estimate (pages untouched until filled cost
+        # nothing) and compacted in place at the end, so the matrix is never held twice; numeric
+        # labels grow alongside by ndarray.resize (realloc remaps large blocks, no copy).
         capacity = int(channel.estimated_rows() * 1.1) + channel.block_rows
-        features = np.empty((capacity, channel.width), dtype=np.float32)
+        columns = np.empty((width, capacity), dtype=np.float32)
         numbers = np.empty(0 if channel.text_labels else capacity, dtype=np.float64)
         texts: list[np.ndarray] = []
         count = 0
         for block, labels in channel.blocks(strict=True):
             if count + len(block) > capacity:
-                capacity = max(count + len(block), int(capacity * 1.25))
-                if _needed(capacity * channel.row_bytes) > left:
-                    raise self._too_large(capacity, left, limit, source)
-                features.resize((capacity, channel.width), refcheck=False)
+                # Longer than estimated (rows much shorter than the first file's): a larger
+                # matrix, the rows so far copied over once.
+                grown_capacity = max(count + len(block), int(capacity * 1.25))
+                if _needed(grown_capacity * channel.row_bytes) + columns.nbytes > left:
+                    raise self._too_large(grown_capacity, left, limit, source)
+                grown = np.empty((width, grown_capacity), dtype=np.float32)
+                grown[:, :count] = columns[:, :count]
+                columns, capacity = grown, grown_capacity
                 if not channel.text_labels:
                     numbers.resize(capacity, refcheck=False)
-            features[count : count + len(block)] = block
+            columns[:, count : count + len(block)] = block.T
             if channel.text_labels:
                 texts.append(labels)
             else:
@@ -207,7 +214,13 @@ class Dataset:
             count += len(block)
         if count == 0:
             raise ContractError(f"channel {channel.name!r} has data files under {channel.directory} but no rows")
-        features.resize((count, channel.width), refcheck=False)
+        # Move each feature's values next to the previous one's, then give back the rest.
+        flat = columns.reshape(-1)
+        for feature in range(1, width):
+            flat[feature * count : (feature + 1) * count] = flat[feature * capacity : feature * capacity + count]
+        del flat
+        columns.resize((width, count), refcheck=False)
+        features = columns.T
         if channel.text_labels:
             return features, np.concatenate(texts)
         numbers.resize(count, refcheck=False)

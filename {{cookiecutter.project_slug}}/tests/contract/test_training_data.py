@@ -84,7 +84,8 @@ def test_features_are_float32_and_rows_keep_their_order_across_blocks(tmp_path, 
     (channel / "a.csv").write_text("".join(f"{label},{a},{b}\n" for label, a, b in rows[:7]))
     (channel / "b.csv").write_text("".join(f"{label},{a},{b}\n" for label, a, b in rows[7:]))
     data = read_csv_channel("train", channel)
-    assert data.features.dtype == np.float32 and data.features.flags["C_CONTIGUOUS"]
+    # Column-major, as scikit-learn's trees read it (they would copy anything else).
+    assert data.features.dtype == np.float32 and data.features.flags["F_CONTIGUOUS"]
     assert data.features.tolist() == [[a, b] for _, a, b in rows]
     assert data.labels.tolist() == [label for label, _, _ in rows] and data.labels.dtype == np.int64
 
