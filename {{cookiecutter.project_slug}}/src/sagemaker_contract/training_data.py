@@ -133,7 +133,11 @@ class Dataset:
                 self.load()
             else:
                 assert self._channel is not None
-                self._labels = _final_labels([labels for _, labels in self._channel.blocks()])
+                try:
+                    self._labels = _final_labels([labels for _, labels in self._channel.blocks(strict=True)])
+                except _TextLabels:
+                    self._channel.text_labels = True  # as load() does; later batches give text too
+                    self._labels = _final_labels([labels for _, labels in self._channel.blocks()])
         assert self._labels is not None
         return self._labels
 
@@ -154,8 +158,8 @@ class Dataset:
     def batches(self, rows: int | None = None) -> Iterator[Dataset]:
         """The rows, up to `rows` at a time (default: about 4 MB of matrix), each batch a Dataset
         held in memory, in the order of `features`. Read from disk again on every call, unless the
-        whole channel is in memory already. A batch's numeric labels are floats: match them
-        against `numpy.unique(data.labels)` with `numpy.searchsorted`."""
+        whole channel is in memory already. Numeric labels of batches read from disk are floats:
+        match them against `numpy.unique(data.labels)` with `numpy.searchsorted`."""
         if self._features is not None:
             assert self._labels is not None
             rows = rows or max(1, BLOCK_BYTES // (self._features.itemsize * self.feature_count + 8))

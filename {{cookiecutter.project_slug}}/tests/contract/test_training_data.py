@@ -107,11 +107,17 @@ def test_lines_of_spaces_and_empty_fields_are_skipped_as_blank(tmp_path, monkeyp
     assert data.features.tolist() == [[0.5, 2], [0.25, 3]] and data.labels.tolist() == [1, 0]
 
 
-def test_a_text_label_after_numbers_makes_every_label_text(tmp_path, monkeypatch):
+@pytest.mark.parametrize("in_memory", [True, False], ids=["read whole", "on disk"])
+def test_a_text_label_after_numbers_makes_every_label_text(tmp_path, monkeypatch, in_memory):
     blocks_of(monkeypatch, 2, width=1)
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "x.csv").write_text("1,1\n2,2\n3,3\ncat,4\n")
-    assert read_csv_channel("t", tmp_path / "t").labels.tolist() == ["1", "2", "3", "cat"]
+    if not in_memory:
+        limit_memory(monkeypatch, 64)  # nothing left: the channel stays on disk
+    data = read_csv_channel("t", tmp_path / "t")
+    assert data.fits_in_memory() is in_memory
+    assert data.labels.tolist() == ["1", "2", "3", "cat"]
+    assert [label for batch in data.batches() for label in batch.labels.tolist()] == ["1", "2", "3", "cat"]
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
