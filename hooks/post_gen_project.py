@@ -30,7 +30,7 @@ REQUIREMENTS_DIR = Path("requirements")
 VARIANTS_DIR = Path("variants")
 # Files only one product has.
 ONLY_FOR = {
-    "algorithm": [Path("tests/container/test_train.py")],
+    "algorithm": [Path("tests/container/test_train.py"), Path("tests/container/test_memory.py")],
     "model": [Path("tests/container/test_model_package.py")],
 }
 # Files only one framework has (on one product, or on any: None): ONNX Runtime's sessions and the

@@ -32,6 +32,7 @@ CONTRACT = [
     "formats.py",
     "listening.py",
     "local.py",
+    "memory.py",
     "model_metadata.py",
     "opt_ml.py",
     "project.py",
@@ -153,6 +154,8 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
         files.add("tests/contract/test_xgboost_training.py")
         if product == "algorithm":
             files.add("tests/container/test_distributed.py")
+    if product == "algorithm":
+        files.add("tests/container/test_memory.py")
     return files
 
 

@@ -4,6 +4,14 @@ That is the convention of SageMaker's built-in algorithms. A channel may hold an
 files, in sub-directories too (File mode keeps the S3 key tree); gzipped files are read
 decompressed, recognised by content rather than name. Every problem names the file and line,
 and says what to change.
+
+Rows are parsed by numpy's C CSV reader (numpy.loadtxt) a block at a time, straight into one
+float32 matrix that grows in place, so reading a channel holds little more than the matrix it
+makes. A channel is read whole when its matrix, and as much again for training on it, fits the
+memory the container has left; otherwise it stays on disk and `Dataset.batches()` streams it,
+for algorithms that train from batches (XGBoost's external memory, or running sums). Asking a
+channel that does not fit for all its rows at once (`.features`) stops with one line giving the
+memory it needs and an instance type that has it, before the kernel's OOM killer would.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,22 +27,31 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ContractError
+from .memory import MEBIBYTE, container_memory_bytes, resident_bytes
 
-
-@dataclass(frozen=True)
-class Dataset:
-    """One channel's rows: `features` is a float array (rows x columns), `labels` one per row."""
-
-    features: np.ndarray
-    labels: np.ndarray
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def feature_count(self) -> int:
-        return int(self.features.shape[1])
+# Rows are parsed this much matrix at a time. numpy's reader holds several times a block while
+# parsing it (measured about 4x), so blocks stay small next to the matrix, yet large enough that
+# the per-call cost vanishes (4 MB: 87,000 rows of 10 features, 10,000 rows of 100).
+BLOCK_BYTES = 4 * MEBIBYTE
+CONVERT_ROWS = 65_536  # labels turned into integers this many at a time
+# Training on a matrix is assumed to need as much memory again as the matrix (a decision tree's
+# sample indices, sorted feature values and label copies: measured under that for scikit-learn).
+TRAINING_ALLOWANCE = 1.0
+# Left aside from the container's limit: the allocator's slack and the page cache code runs from.
+MIN_MARGIN = 64 * MEBIBYTE
+MARGIN_FRACTION = 0.10
+# How much of the first file is looked at to estimate the bytes per row.
+SAMPLE_BYTES = 1024 * 1024
+# General-purpose SageMaker training instances by memory (GiB), to suggest one that is large enough.
+INSTANCE_MEMORY_GIB = (
+    ("ml.m5.large", 8),
+    ("ml.m5.xlarge", 16),
+    ("ml.m5.2xlarge", 32),
+    ("ml.m5.4xlarge", 64),
+    ("ml.m5.12xlarge", 192),
+    ("ml.m5.24xlarge", 384),
+    ("ml.r5.24xlarge", 768),
+)
 
 
 def data_files(directory: Path) -> list[Path]:
@@ -45,26 +63,8 @@ def data_files(directory: Path) -> list[Path]:
     )
 
 
-def _is_gzip(path: Path) -> bool:
-    # Sniff rather than trust the name: with CompressionType=Gzip in File mode SageMaker hands
-    # over the compressed objects under whatever names they have in S3.
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
-
-
-def _lines(path: Path) -> Iterator[str]:
-    try:
-        opener = gzip.open if _is_gzip(path) else open
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
-            yield from handle
-    except UnicodeDecodeError:
-        raise ContractError(f"{path} is not UTF-8 text; send CSV files (optionally gzipped)") from None
-    except (OSError, EOFError) as error:
-        raise ContractError(f"cannot read {path}: {error}") from None
-
-
 def read_csv_channel(name: str, directory: Path) -> Dataset:
-    """Read every file of a channel into one Dataset."""
+    """A channel's files as one Dataset: read now when it fits in memory, else streamed on demand."""
     if not directory.is_dir():
         raise ContractError(
             f"channel {name!r} has no directory {directory}; give the training job a {name!r} "
@@ -75,41 +75,444 @@ def read_csv_channel(name: str, directory: Path) -> Dataset:
         raise ContractError(
             f"channel {name!r} has no data files under {directory}; check the S3 prefix given for this channel"
         )
-    labels: list[str] = []
-    rows: list[list[float]] = []
-    width: int | None = None
-    first_row_at = ""
-    for path in files:
-        shown = path.relative_to(directory.parent)
-        for number, record in enumerate(csv.reader(_lines(path)), start=1):
-            if not record or all(not field.strip() for field in record):
+    dataset = Dataset(source=str(directory), channel=_Channel.open(name, directory, files))
+    if dataset.fits_in_memory():
+        dataset.load()
+    return dataset
+
+
+class Dataset:
+    """One channel's rows: `features` (rows x columns, float32, column-major) and `labels`, one per row.
+
+    Labels are integers when every label is a whole number, floats when all are numbers, else
+    strings. `batches()` gives the rows a block at a time without holding them all.
+    """
+
+    def __init__(
+        self,
+        features: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        source: str = "",
+        *,
+        channel: _Channel | None = None,
+    ) -> None:
+        if channel is None and (features is None or labels is None):
+            raise TypeError("a Dataset needs features and labels, or a channel to read them from")
+        self._features = features
+        self._labels = labels
+        self.source = source
+        self._channel = channel
+
+    def __repr__(self) -> str:
+        held = "in memory" if self._features is not None else "on disk"
+        return f"Dataset({self.source or 'arrays'}, {self.feature_count} features, {held})"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def feature_count(self) -> int:
+        if self._features is not None:
+            return int(self._features.shape[1])
+        assert self._channel is not None
+        return self._channel.width
+
+    @property
+    def features(self) -> np.ndarray:
+        """Every row's features, read into memory on first use (see `fits_in_memory`)."""
+        if self._features is None:
+            self.load()
+        assert self._features is not None
+        return self._features
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Every row's label; when the features do not fit in memory, only the labels are read."""
+        if self._labels is None:
+            if self.fits_in_memory():
+                self.load()
+            else:
+                assert self._channel is not None
+                try:
+                    self._labels = _final_labels([labels for _, labels in self._channel.blocks(strict=True)])
+                except _TextLabels:
+                    self._channel.text_labels = True  # as load() does; later batches give text too
+                    self._labels = _final_labels([labels for _, labels in self._channel.blocks()])
+        assert self._labels is not None
+        return self._labels
+
+    def in_memory_bytes(self) -> int:
+        """The memory the features and labels take (estimated from file sizes until read)."""
+        if self._features is not None:
+            assert self._labels is not None
+            return int(self._features.nbytes + self._labels.nbytes)
+        assert self._channel is not None
+        return self._channel.estimated_rows() * self._channel.row_bytes
+
+    def fits_in_memory(self) -> bool:
+        """Whether all rows, and as much again for training on them, fit the memory left."""
+        if self._features is not None:
+            return True
+        return _needed(self.in_memory_bytes()) <= memory_left()[0]
+
+    def batches(self, rows: int | None = None) -> Iterator[Dataset]:
+        """The rows, up to `rows` at a time (default: about 4 MB of matrix), each batch a Dataset
+        held in memory, in the order of `features`. Read from disk again on every call, unless the
+        whole channel is in memory already. Numeric labels of batches read from disk are floats:
+        match them against `numpy.unique(data.labels)` with `numpy.searchsorted`."""
+        if self._features is not None:
+            assert self._labels is not None
+            rows = rows or max(1, BLOCK_BYTES // (self._features.itemsize * self.feature_count + 8))
+            for start in range(0, len(self._labels), rows):
+                yield Dataset(self._features[start : start + rows], self._labels[start : start + rows], self.source)
+            return
+        assert self._channel is not None
+        for features, labels in self._channel.blocks(rows):
+            yield Dataset(features, labels, self.source)
+
+    def load(self) -> None:
+        """Read every row into memory, or stop with the memory it needs (ContractError)."""
+        if self._features is not None:
+            return
+        assert self._channel is not None
+        left, limit, source = memory_left()
+        if _needed(self.in_memory_bytes()) > left:
+            raise self._too_large(self._channel.estimated_rows(), left, limit, source)
+        try:
+            self._features, self._labels = self._read_all(left, limit, source)
+        except _TextLabels:
+            self._channel.text_labels = True  # a label further down is text: read them all as text
+            self._features, self._labels = self._read_all(left, limit, source)
+
+    def _read_all(self, left: int, limit: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+        channel = self._channel
+        assert channel is not None
+        width = channel.width
+        # Column-major (each feature's values contiguous), as scikit-learn's trees read them:
+        # otherwise it makes a column-major copy, and splits read a column scattered over the
+        # whole matrix. Allocated once from the estimate (pages untouched until filled cost
+        # nothing) and compacted in place at the end, so the matrix is never held twice; numeric
+        # labels grow alongside by ndarray.resize (realloc remaps large blocks, no copy).
+        capacity = int(channel.estimated_rows() * 1.1) + channel.block_rows
+        columns = np.empty((width, capacity), dtype=np.float32)
+        numbers = np.empty(0 if channel.text_labels else capacity, dtype=np.float64)
+        texts: list[np.ndarray] = []
+        count = 0
+        for block, labels in channel.blocks(strict=True):
+            if count + len(block) > capacity:
+                # Longer than estimated (rows much shorter than the first file's): a larger
+                # matrix, the rows so far copied over once.
+                grown_capacity = max(count + len(block), int(capacity * 1.25))
+                if _needed(grown_capacity * channel.row_bytes) + columns.nbytes > left:
+                    raise self._too_large(grown_capacity, left, limit, source)
+                grown = np.empty((width, grown_capacity), dtype=np.float32)
+                grown[:, :count] = columns[:, :count]
+                columns, capacity = grown, grown_capacity
+                if not channel.text_labels:
+                    numbers.resize(capacity, refcheck=False)
+            columns[:, count : count + len(block)] = block.T
+            if channel.text_labels:
+                texts.append(labels)
+            else:
+                numbers[count : count + len(block)] = labels
+            count += len(block)
+        if count == 0:
+            raise ContractError(f"channel {channel.name!r} has data files under {channel.directory} but no rows")
+        # Move each feature's values next to the previous one's, then give back the rest.
+        flat = columns.reshape(-1)
+        for feature in range(1, width):
+            flat[feature * count : (feature + 1) * count] = flat[feature * capacity : feature * capacity + count]
+        del flat
+        columns.resize((width, count), refcheck=False)
+        features = columns.T
+        if channel.text_labels:
+            return features, np.concatenate(texts)
+        numbers.resize(count, refcheck=False)
+        return features, _whole_numbers_as_integers(numbers)
+
+    def _too_large(self, rows: int, left: int, limit: int, source: str) -> ContractError:
+        assert self._channel is not None
+        matrix = rows * self._channel.row_bytes
+        needed = _needed(matrix)
+        # What the whole container would need: what it holds already, the data, the margin.
+        total = needed + (limit - left)
+        instance = next((f"{name} ({gib} GiB)" for name, gib in INSTANCE_MEMORY_GIB if gib * 1024**3 >= total), None)
+        advice = f"use an instance type with more memory, e.g. {instance}" if instance else "shard the channel"
+        return ContractError(
+            f"channel {self._channel.name!r} is too large for this container's memory: about {rows:,} rows x "
+            f"{self._channel.width} features take {_mb(matrix)} in memory and training on them about "
+            f"{_mb(needed)}, but only {_mb(max(left, 0))} is left of {_mb(limit)}, {source}; {advice}, "
+            "or train from Dataset.batches()"
+        )
+
+
+def memory_left() -> tuple[int, int, str]:
+    """Memory this process may still take (limit less what it holds less a margin), the limit,
+    and where the limit comes from."""
+    limit, source = container_memory_bytes()
+    margin = max(MIN_MARGIN, int(limit * MARGIN_FRACTION))
+    return limit - resident_bytes() - margin, limit, source
+
+
+def _needed(matrix_bytes: int) -> int:
+    return int(matrix_bytes * (1 + TRAINING_ALLOWANCE))
+
+
+def _mb(value: int) -> str:
+    return f"{value / MEBIBYTE:,.0f} MB"
+
+
+class _TextLabels(Exception):
+    """A label that is not a number after numeric ones: the channel's labels are read as text."""
+
+
+class _NotFast(Exception):
+    """numpy's reader refused a file that may still be valid CSV (e.g. a line of spaces)."""
+
+
+@dataclass
+class _Channel:
+    """A channel's files, and what its first row says about all rows."""
+
+    name: str
+    directory: Path
+    files: tuple[Path, ...]
+    width: int
+    first_row_at: str
+    text_labels: bool
+    bytes_per_row: float
+
+    @classmethod
+    def open(cls, name: str, directory: Path, files: list[Path]) -> _Channel:
+        """Look at the first row: its width is every row's, its label says numbers or text."""
+        for path in files:
+            shown = _shown(path, directory)
+            for number, record in _records(path, shown):
+                if _blank(record):
+                    continue
+                where = f"{shown} line {number}"
+                if len(record) < 2:
+                    raise ContractError(
+                        f"{where} has {len(record)} column; rows need the label first, then at least one feature"
+                    )
+                return cls(
+                    name=name,
+                    directory=directory,
+                    files=tuple(files),
+                    width=len(record) - 1,
+                    first_row_at=where,
+                    text_labels=not _is_number(record[0]),
+                    bytes_per_row=_bytes_per_row(path),
+                )
+        raise ContractError(f"channel {name!r} has data files under {directory} but no rows")
+
+    @property
+    def row_bytes(self) -> int:
+        """Memory per row: float32 features, and a label (8 bytes for a number or a reference)."""
+        return 4 * self.width + 8
+
+    @property
+    def block_rows(self) -> int:
+        return max(1, BLOCK_BYTES // self.row_bytes)
+
+    def estimated_rows(self) -> int:
+        text_bytes = sum(_text_size(path) for path in self.files)
+        return math.ceil(text_bytes / self.bytes_per_row)
+
+    def blocks(self, rows: int | None = None, strict: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(float32 features, labels) up to `rows` rows at a time, file after file. A text label
+        after numeric ones raises _TextLabels when `strict`, a ContractError otherwise (the blocks
+        given out so far cannot be changed)."""
+        seen = 0
+        for path in self.files:
+            for block in self._file_blocks(path, rows or self.block_rows, seen, strict):
+                seen += len(block[0])
+                yield block
+
+    def _file_blocks(
+        self, path: Path, rows: int, rows_before: int, strict: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        given = 0
+        try:
+            for features, labels in self._fast_blocks(path, rows):
+                given += len(labels)
+                yield features, labels
+            return
+        except _NotFast:
+            pass
+        # numpy refused the file: find the line and say what is wrong with it, or, when every
+        # line is valid after all (lines of spaces, a text label after numbers), read it slowly.
+        text_label_at = self._check(path, rows_before)
+        if text_label_at is not None:
+            if strict:
+                raise _TextLabels()
+            raise ContractError(
+                f"{text_label_at}: the label is text but earlier labels are numbers; a channel read in "
+                "batches needs its labels all numbers or all text"
+            )
+        yield from self._slow_blocks(path, rows, skip=given)
+
+    def _fast_blocks(self, path: Path, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        row_type = np.dtype(
+            [("label", object if self.text_labels else np.float64), ("features", np.float32, (self.width,))]
+        )
+        with _open_text(path) as handle:
+            while True:
+                try:
+                    with warnings.catch_warnings():
+                        # "Input line N contained no data": blank lines are skipped, as they should be.
+                        warnings.simplefilter("ignore", UserWarning)
+                        block = np.loadtxt(
+                            handle,
+                            dtype=row_type,
+                            delimiter=",",
+                            quotechar='"',
+                            comments=None,
+                            max_rows=rows,
+                            ndmin=1,
+                        )
+                except UnicodeDecodeError:
+                    raise ContractError(
+                        f"{_shown(path, self.directory)} is not UTF-8 text; send CSV files (optionally gzipped)"
+                    ) from None
+                except ValueError:
+                    raise _NotFast() from None
+                except (OSError, EOFError) as error:
+                    raise ContractError(f"cannot read {_shown(path, self.directory)}: {error}") from None
+                if len(block) == 0:
+                    return
+                labels = block["label"]
+                if self.text_labels:
+                    labels = np.char.strip(labels.astype(str))
+                yield np.ascontiguousarray(block["features"]), np.ascontiguousarray(labels)
+                if len(block) < rows:
+                    return
+
+    def _check(self, path: Path, rows_before: int) -> str | None:
+        """Raise the ContractError for the file's first bad line; return where a text label first
+        follows numeric ones (None when there is none)."""
+        shown = _shown(path, self.directory)
+        text_label_at = None
+        for number, record in _records(path, shown):
+            if _blank(record):
                 continue
             where = f"{shown} line {number}"
             if len(record) < 2:
                 raise ContractError(
                     f"{where} has {len(record)} column; rows need the label first, then at least one feature"
                 )
-            if width is None:
-                width, first_row_at = len(record) - 1, where
-            elif len(record) - 1 != width:
+            if len(record) - 1 != self.width:
                 raise ContractError(
-                    f"{where} has {len(record) - 1} features but {first_row_at} has {width}; "
+                    f"{where} has {len(record) - 1} features but {self.first_row_at} has {self.width}; "
                     "every row needs the same columns"
                 )
-            try:
-                features = [float(field) for field in record[1:]]
-            except ValueError:
-                bad = next(f for f in record[1:] if not _is_number(f))
-                hint = " (is there a header row? remove it)" if not rows else ""
+            bad = next((field for field in record[1:] if not _is_number(field)), None)
+            if bad is not None:
+                hint = " (is there a header row? remove it)" if rows_before == 0 else ""
                 raise ContractError(
                     f"{where}: feature {bad.strip()!r} is not a number{hint}; features must be "
                     "numeric, with the label in the first column"
-                ) from None
+                )
+            if not self.text_labels and text_label_at is None and not _is_number(record[0]):
+                text_label_at = where
+            rows_before += 1
+        return text_label_at
+
+    def _slow_blocks(self, path: Path, rows: int, skip: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The file's rows after the first `skip`, parsed by Python's csv module (already checked)."""
+        features: list[list[float]] = []
+        labels: list[str] = []
+
+        def block() -> tuple[np.ndarray, np.ndarray]:
+            label_array = np.asarray(labels, dtype=str if self.text_labels else np.float64)
+            return np.asarray(features, dtype=np.float32).reshape(-1, self.width), label_array
+
+        for _, record in _records(path, _shown(path, self.directory)):
+            if _blank(record):
+                continue
+            if skip:
+                skip -= 1
+                continue
             labels.append(record[0].strip())
-            rows.append(features)
-    if not rows:
-        raise ContractError(f"channel {name!r} has data files under {directory} but no rows")
-    return Dataset(np.asarray(rows, dtype=np.float64), _label_array(labels), source=str(directory))
+            features.append([float(field) for field in record[1:]])
+            if len(labels) == rows:
+                yield block()
+                features, labels = [], []
+        if labels:
+            yield block()
+
+
+def _final_labels(blocks: list[np.ndarray]) -> np.ndarray:
+    labels = np.concatenate(blocks) if blocks else np.empty(0)
+    return _whole_numbers_as_integers(labels) if labels.dtype.kind == "f" else labels
+
+
+def _whole_numbers_as_integers(labels: np.ndarray) -> np.ndarray:
+    """Integers when every label is a whole number (1.0 and 1 are the same class), else as given.
+    Converted in place, a block at a time: the labels are never held twice."""
+    for start in range(0, len(labels), CONVERT_ROWS):
+        block = labels[start : start + CONVERT_ROWS]
+        if not (np.isfinite(block).all() and (block == np.round(block)).all()):
+            return labels
+    integers = labels.view(np.int64)
+    for start in range(0, len(labels), CONVERT_ROWS):
+        integers[start : start + CONVERT_ROWS] = labels[start : start + CONVERT_ROWS]
+    return integers
+
+
+def _shown(path: Path, directory: Path) -> Path:
+    return path.relative_to(directory.parent)
+
+
+def _is_gzip(path: Path) -> bool:
+    # Sniff rather than trust the name: with CompressionType=Gzip in File mode SageMaker hands
+    # over the compressed objects under whatever names they have in S3.
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _open_text(path: Path):  # noqa: ANN202 - a text file object, plain or gzip
+    try:
+        if _is_gzip(path):
+            return gzip.open(path, "rt", encoding="utf-8", newline="")
+        return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller's with
+    except OSError as error:
+        raise ContractError(f"cannot read {path}: {error}") from None
+
+
+def _text_size(path: Path) -> int:
+    """The file's size as text. gzip's trailer holds it (modulo 4 GiB: never less than the
+    compressed size, and a multi-member file only counts its last member: an estimate)."""
+    size = path.stat().st_size
+    if size < 18 or not _is_gzip(path):
+        return size
+    with open(path, "rb") as handle:
+        handle.seek(-4, 2)
+        return max(int.from_bytes(handle.read(4), "little"), size)
+
+
+def _bytes_per_row(path: Path) -> float:
+    with _open_text(path) as handle:
+        try:
+            sample = handle.read(SAMPLE_BYTES)
+        except (OSError, EOFError, UnicodeDecodeError):
+            return 1.0  # the reading itself will say what is wrong with the file
+    return max(1.0, len(sample.encode()) / max(1, sample.count("\n")))
+
+
+def _records(path: Path, shown: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) for every line, by Python's csv module: the reference for errors."""
+    try:
+        with _open_text(path) as handle:
+            yield from enumerate(csv.reader(handle), start=1)
+    except UnicodeDecodeError:
+        raise ContractError(f"{shown} is not UTF-8 text; send CSV files (optionally gzipped)") from None
+    except (OSError, EOFError) as error:
+        raise ContractError(f"cannot read {shown}: {error}") from None
+
+
+def _blank(record: list[str]) -> bool:
+    return not record or all(not field.strip() for field in record)
 
 
 def _is_number(text: str) -> bool:
@@ -118,14 +521,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _label_array(labels: list[str]) -> np.ndarray:
-    """Numbers when every label is a number (integers when all are whole), else strings."""
-    try:
-        numbers = [float(label) for label in labels]
-    except ValueError:
-        return np.asarray(labels, dtype=str)
-    if all(math.isfinite(n) and n.is_integer() for n in numbers):
-        return np.asarray(numbers, dtype=np.int64)
-    return np.asarray(numbers, dtype=np.float64)

@@ -14,8 +14,11 @@ calls what this module defines:
     consumed_units(records, predictions) -> int    optional: the units a request bills under
                                  AWS Marketplace's per-inference pricing (default: its records)
 
-`train` and `validation` are Datasets: `.features` (rows x columns, float) and `.labels`, read
-from CSV files with the label in the first column and no header.
+`train` and `validation` are Datasets: `.features` (rows x columns, float32) and `.labels`, read
+from CSV files with the label in the first column and no header. `.batches()` gives the rows a
+block at a time, as Datasets too; this skeleton trains and scores from batches, so a channel
+larger than the container's memory (which `.features` refuses, naming the memory it needs) trains
+as well. `.labels` alone is read even then: they take 8 bytes a row.
 
 This skeleton uses no ML framework: a nearest-centroid classifier in plain NumPy, saved as JSON.
 Replace it with your own code, and add what it needs to requirements.in.
@@ -81,16 +84,30 @@ class NearestCentroid:
 
 
 def fit(hyperparameters: dict, train: Dataset, validation: Dataset | None = None) -> NearestCentroid:
-    features = train.features
-    scale = features.std(axis=0) if hyperparameters["standardize"] else np.ones(features.shape[1])
-    scale[scale == 0] = 1.0
     classes = np.unique(train.labels)
-    centroids = np.stack([features[train.labels == label].mean(axis=0) for label in classes]) / scale
+    width = train.feature_count
+    # Running sums over the batches: per class, and of every feature and its square.
+    class_sums, class_counts = np.zeros((len(classes), width)), np.zeros(len(classes))
+    sums, squares = np.zeros(width), np.zeros(width)
+    for batch in train.batches():
+        features = batch.features.astype(np.float64)
+        rows_class = np.searchsorted(classes, batch.labels)
+        for index in np.unique(rows_class):
+            class_sums[index] += features[rows_class == index].sum(axis=0)
+        class_counts += np.bincount(rows_class, minlength=len(classes))
+        sums += features.sum(axis=0)
+        squares += np.square(features).sum(axis=0)
+    count = class_counts.sum()
+    variance = np.maximum(squares / count - np.square(sums / count), 0.0)
+    scale = np.sqrt(variance) if hyperparameters["standardize"] else np.ones(width)
+    scale[scale == 0] = 1.0
+    centroids = class_sums / class_counts[:, None] / scale
     return NearestCentroid(classes.tolist(), centroids, scale, hyperparameters["distance"])
 
 
 def evaluate(model: NearestCentroid, data: Dataset) -> dict[str, float]:
-    return {"accuracy": float(np.mean(predict(model, data.features) == data.labels))}
+    correct = sum(int(np.sum(predict(model, batch.features) == batch.labels)) for batch in data.batches())
+    return {"accuracy": correct / len(data)}
 
 
 def save(model: NearestCentroid, model_dir: Path) -> None:

@@ -14,8 +14,11 @@ calls what this module defines:
     consumed_units(records, predictions) -> int    optional: the units a request bills under
                                  AWS Marketplace's per-inference pricing (default: its records)
 
-`train` and `validation` are Datasets: `.features` (rows x columns, float) and `.labels`, read
-from CSV files with the label in the first column and no header.
+`train` and `validation` are Datasets: `.features` (rows x columns, float32, what scikit-learn's
+trees compute in, so no copy is made) and `.labels`, read from CSV files with the label in the
+first column and no header. A decision tree needs every row in memory at once: a channel too
+large for the container stops the job before it starts, with the memory it needs and an instance
+type that has it.
 """
 
 from __future__ import annotations

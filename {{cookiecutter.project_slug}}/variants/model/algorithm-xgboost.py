@@ -14,8 +14,10 @@ calls what this module defines:
     consumed_units(records, predictions) -> int    optional: the units a request bills under
                                  AWS Marketplace's per-inference pricing (default: its records)
 
-`train` and `validation` are Datasets: `.features` (rows x columns, float) and `.labels`, read
-from CSV files with the label in the first column and no header.
+`train` and `validation` are Datasets: `.features` (rows x columns, float32) and `.labels`, read
+from CSV files with the label in the first column and no header. A channel too large for the
+container's memory is not read whole: `matrix` below then trains from its batches with XGBoost's
+external memory (pages cached on local disk).
 
 The model is an XGBoost booster saved in XGBoost's own JSON format (not pickle), with the class
 names stored in it, so any XGBoost of the same or a newer version can read it.
@@ -29,6 +31,9 @@ from it when restarted. sagemaker_contract.xgboost_training does both.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -89,12 +94,11 @@ def _fit(hyperparameters: dict, train: Dataset, validation: Dataset | None, job:
         "seed": hyperparameters["seed"],
         "eval_metric": "mlogloss",
     }
-    train_matrix = xgboost.DMatrix(train.features, label=np.searchsorted(classes, train.labels))
+    train_matrix = matrix(train, classes)
     evals = [(train_matrix, "train")]
     stopping = None
     if validation is not None:
-        labels = np.searchsorted(classes, validation.labels)
-        evals.append((xgboost.DMatrix(validation.features, label=labels), "validation"))
+        evals.append((matrix(validation, classes, reference=train_matrix), "validation"))
         stopping = 10 if hyperparameters["early_stopping"] else None
     booster = xgboost_training.train(
         params,
@@ -108,8 +112,44 @@ def _fit(hyperparameters: dict, train: Dataset, validation: Dataset | None, job:
     return booster
 
 
+def matrix(data: Dataset, classes: np.ndarray, reference: xgboost.DMatrix | None = None) -> xgboost.DMatrix:
+    """The data as XGBoost reads it: in memory when it fits the container, else streamed from its
+    batches into pages XGBoost caches on local disk (external memory)."""
+    if data.fits_in_memory():
+        return xgboost.DMatrix(data.features, label=np.searchsorted(classes, data.labels))
+    cache = tempfile.mkdtemp(prefix="xgboost-cache-")
+    batches = _Batches(data, classes, cache_prefix=f"{cache}/pages")
+    if hasattr(xgboost, "ExtMemQuantileDMatrix"):  # XGBoost 3.0 and newer: the recommended form
+        external = xgboost.ExtMemQuantileDMatrix(batches, ref=reference)
+    else:
+        external = xgboost.DMatrix(batches)
+    # XGBoost deletes its page files with the matrix; the directory goes after them.
+    weakref.finalize(external, shutil.rmtree, cache, ignore_errors=True).atexit = False
+    return external
+
+
+class _Batches(xgboost.DataIter):
+    """A Dataset's batches, as XGBoost's external memory reads them (once per pass it makes)."""
+
+    def __init__(self, data: Dataset, classes: np.ndarray, cache_prefix: str) -> None:
+        self._data, self._classes, self._batches = data, classes, iter(())
+        super().__init__(cache_prefix=cache_prefix)
+
+    def reset(self) -> None:
+        self._batches = iter(self._data.batches())
+
+    def next(self, input_data) -> bool:  # noqa: ANN001 - XGBoost's callback
+        batch = next(self._batches, None)
+        if batch is None:
+            return False
+        input_data(data=batch.features, label=np.searchsorted(self._classes, batch.labels))
+        return True
+
+
 def evaluate(model: xgboost.Booster, data: Dataset) -> dict[str, float]:
-    return {"accuracy": float(np.mean(predict(model, data.features) == data.labels))}
+    # Batch by batch, so a channel larger than memory is scored too.
+    correct = sum(int(np.sum(predict(model, batch.features) == batch.labels)) for batch in data.batches())
+    return {"accuracy": correct / len(data)}
 
 
 def save(model: xgboost.Booster, model_dir: Path) -> None:

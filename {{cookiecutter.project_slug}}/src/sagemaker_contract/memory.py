@@ -1,0 +1,52 @@
+"""How much memory this container may use and how much this process holds (cgroup v1/v2, /proc).
+
+Shared by the server's admission control (admission.py) and training's checks on how much of a
+channel fits in memory (training_data.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MEBIBYTE = 1024 * 1024
+CGROUP_LIMIT_FILES = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def container_memory_bytes() -> tuple[int, str]:
+    """The memory this container may use, and where that figure comes from."""
+    for path in CGROUP_LIMIT_FILES:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limit = int(text)
+            machine = machine_memory_bytes()
+            # cgroup v1 writes a huge number for "no limit"; v2 writes "max".
+            if machine is None or limit < machine:
+                return limit, f"the container's memory limit ({path})"
+    machine = machine_memory_bytes()
+    if machine is not None:
+        return machine, "the machine's memory (/proc/meminfo; the container has no memory limit)"
+    return 1024 * MEBIBYTE, "an assumed 1 GiB (no cgroup limit or /proc/meminfo found)"
+
+
+def machine_memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def resident_bytes(pid: int | str = "self") -> int:
+    """The resident memory of a process (VmRSS), or 0 where /proc is not available."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0
