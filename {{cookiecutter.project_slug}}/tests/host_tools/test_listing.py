@@ -13,6 +13,8 @@ import pytest
 from sagemaker_tools import listing
 from sagemaker_tools.listing import Answer, ListingError, make_listing, run_notebook
 
+from stand_ins import SAMPLE_FEATURES, SAMPLE_FILES
+
 from .publishing_support import ALGORITHM, copy_project, model_package_module
 
 METERING = '{"Dimension": "inference.count", "ConsumedUnits": %d}'
@@ -70,10 +72,10 @@ def test_the_listing_holds_usage_samples_answered_by_the_image_and_a_notebook(pr
         f"samples/{kind}.{suffix}" for kind in ("input", "output") for suffix in ("csv", "json", "jsonl")
     }
     if product == "algorithm":
-        expected |= {"training-data/train/iris.csv", "training-data/validation/iris.csv"}
+        expected |= {f"training-data/{source.split('/', 1)[1]}" for source in SAMPLE_FILES}  # data/x: training-data/x
     assert files == expected
     csv_rows = (out / "samples/input.csv").read_text().splitlines()
-    assert len(csv_rows) == listing.SAMPLE_RECORDS and all(len(row.split(",")) == 4 for row in csv_rows)
+    assert len(csv_rows) == listing.SAMPLE_RECORDS and all(len(row.split(",")) == SAMPLE_FEATURES for row in csv_rows)
     assert json.loads((out / "samples/input.json").read_text())["instances"] == [
         [float(value) for value in row.split(",")] for row in csv_rows
     ]
