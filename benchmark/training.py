@@ -2,7 +2,7 @@
 
     sudo python3 benchmark/training.py [--rows 1000000] [--repeat 3] [--memory 512m]
 
-In one run it writes a CSV of --rows rows x 10 features, label first (1,000,000 rows: 94 MB, the size issue 12 measured),
+In one run it writes a CSV of --rows rows x 10 features, label first (1,000,000 rows: 94 MB, as in issue 12),
 bakes the default algorithm (scikit-learn decision tree) with base_os=debian-12, and prints:
 
 - ingestion: MB of CSV per second and peak resident memory (over the interpreter with its
