@@ -2,7 +2,7 @@
 
 These machines can pull no image and bootstrap only current Debian suites (.ci/ makes the base
 images with debootstrap), so CI builds Debian 11 (Python 3.9), 12 (3.11) and 13 (3.13), and every
-product x framework on Debian 12; the Marketplace-scannable recipes are rendered and linted by
+product x framework on Debian 12 (onnx on CPU and GPU); the Marketplace-scannable recipes are rendered and linted by
 test_bake.py instead.
 """
 
@@ -54,6 +54,9 @@ BUILDS = [
     {"base_os": "debian-12", "product": "model", "framework": "xgboost"},
     {"base_os": "debian-12", "product": "model", "framework": "custom"},
     {"base_os": "debian-12", "product": "model", "framework": "onnx"},
+    # The GPU image (onnxruntime-gpu and NVIDIA's CUDA and cuDNN wheels, about 2.7 GB): no GPU
+    # here, so it runs its whole contract suite on the CPU fallback, which it must announce.
+    {"base_os": "debian-12", "product": "model", "framework": "onnx", "accelerator": "gpu"},
 ]
 
 
