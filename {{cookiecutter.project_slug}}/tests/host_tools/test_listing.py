@@ -15,7 +15,7 @@ from sagemaker_tools.listing import Answer, ListingError, make_listing, run_note
 
 from stand_ins import SAMPLE_FEATURES, SAMPLE_FILES
 
-from .publishing_support import ALGORITHM, copy_project, model_package_module
+from .publishing_support import ALGORITHM, copy_project, model_package_module, settings_for
 
 METERING = '{"Dimension": "inference.count", "ConsumedUnits": %d}'
 
@@ -90,18 +90,19 @@ def test_usage_says_formats_limits_instance_types_metering_and_the_declaration(p
     out = project / "build" / "listing"
     make_listing(project, out, answering(), user=user_for(product))
     usage = (out / "usage.md").read_text()
+    instance_types = settings_for(project, product).instance_types  # the project's answers, e.g. a GPU type
     for text in (
         "| `text/csv` |",
         "| `application/jsonlines` |",
         "6 MB",
         "MultiRecord",
         "X-Amzn-Inference-Metering",
-        "- Real-time inference: `ml.m5.large`",
+        f"- Real-time inference: `{instance_types['realtime'][0]}`",
         "| `text/csv` | `samples/input.csv` | `samples/output.csv` | 10 | 10 |",
     ):
         assert text in usage, text
     if product == "algorithm":
-        assert "- Training: `ml.m5.large`" in usage
+        assert f"- Training: `{instance_types['training'][0]}`" in usage
         assert "| `max_depth` | Integer |" in usage and "| `train` | yes |" in usage
     else:
         assert "Training" not in usage and "Hyperparameter" not in usage
