@@ -87,10 +87,11 @@ ROUNDS = 1000  # the most num_round allows: a job that runs long enough to be in
 
 
 def long_job(image, root):
-    """A job that trains for a while: many rounds of deep trees on rows with noisy labels."""
-    make_tree(image, root, f"num_round={ROUNDS}", "early_stopping=false", "max_depth=8")
+    """A job that trains for a while (about 20 s on a quiet 2-CPU machine, longer under load): many
+    rounds of deep trees on rows with noisy labels."""
+    make_tree(image, root, f"num_round={ROUNDS}", "early_stopping=false", "max_depth=10")
     rng = np.random.default_rng(0)
-    features = rng.random((10000, 8))
+    features = rng.random((60000, 8))
     labels = (features[:, 0] * 3 + rng.normal(0, 0.5, len(features))).clip(0, 2.99).astype(int)
     rows = np.column_stack([labels, features])
     for channel in ("train", "validation"):
@@ -113,7 +114,7 @@ def test_sigterm_leaves_a_checkpoint_and_the_restarted_job_resumes_and_finishes(
         while "training on " not in docker("logs", name, check=False).stderr:
             assert time.monotonic() < deadline, "training never started"
             time.sleep(0.2)
-        time.sleep(3)  # a few seconds into training, as a spot interruption would come
+        time.sleep(1)  # into training, as a spot interruption would come (the job is far longer)
         state = json.loads(docker("inspect", name).stdout)[0]["State"]
         assert state["Running"], f"the job ended before SIGTERM; make it longer:\n{docker('logs', name).stderr[-2000:]}"
         docker("stop", "-t", "120", name, timeout=180)
