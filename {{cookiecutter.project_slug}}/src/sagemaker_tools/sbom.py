@@ -17,10 +17,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .publishing.images import write_atomically
 
 DEFAULT_OUT = Path("build/sbom.cdx.json")
 VENV_PYTHON = "/opt/venv/bin/python"
@@ -203,18 +204,6 @@ def to_json(bom) -> str:
     if error is not None:
         raise SbomError(f"the SBOM does not match the CycloneDX 1.6 schema ({error.data.message}); report this")
     return text + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _image_id(image: str, docker: str) -> str:

@@ -78,7 +78,7 @@ def write_record(build_dir: Path, image: PushedImage) -> Path:
     build_dir.mkdir(parents=True, exist_ok=True)
     path = build_dir / RECORD_FILE
     record = {**asdict(image), "uri": image.uri}
-    _write_atomically(path, json.dumps(record, indent=2) + "\n")
+    write_atomically(path, json.dumps(record, indent=2) + "\n")
     return path
 
 
@@ -96,7 +96,9 @@ def read_record(build_dir: Path) -> PushedImage | None:
     return image
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Write the file whole or not at all: a temporary file beside it, renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "w") as stream:
