@@ -35,6 +35,9 @@ import textwrap
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import BenchmarkError, build_env, docker, log, run  # noqa: E402 - run.py beside this file holds the shared machinery
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 CLASSIC_CONTEXT = Path(__file__).resolve().parent / "classic"
 MEBIBYTE = 1024 * 1024
@@ -127,30 +130,6 @@ READERS = {
         "features, labels = main_reader(channel)",
     ),
 }
-
-
-class BenchmarkError(Exception):
-    """Stops the run with one line."""
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def run(*args: str, timeout: float = 1800, check: bool = True, env: dict | None = None) -> str:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
-    if check and result.returncode != 0:
-        raise BenchmarkError(f"{' '.join(args[:4])} ... exited {result.returncode}: {result.stderr.strip()[-2000:]}")
-    return result.stdout
-
-
-def docker(*args: str, **options) -> str:
-    return run("docker", *args, **options)
-
-
-def build_env() -> dict:
-    has_buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode == 0
-    return {} if has_buildx else {"DOCKER_BUILDKIT": "0"}
 
 
 def write_csv(path: Path, rows: int) -> None:
