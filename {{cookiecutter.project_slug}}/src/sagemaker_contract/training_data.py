@@ -7,9 +7,11 @@ and says what to change.
 
 Rows are parsed by numpy's C CSV reader (numpy.loadtxt) a block at a time, straight into one
 float32 matrix that grows in place, so reading a channel holds little more than the matrix it
-makes. A channel is read whole when its matrix, and as much again for training on it, fits the
-memory the container has left; otherwise it stays on disk and `Dataset.batches()` streams it,
-for algorithms that train from batches (XGBoost's external memory, or running sums). Asking a
+makes. A large channel of plain (not gzipped) files is cut at line ends into a part per CPU,
+parsed by forked children at once into one shared matrix (parallel.py). A channel is read
+whole when its matrix, and as much again for training on it, fits the memory the container has
+left; otherwise it stays on disk and `Dataset.batches()` streams it, for algorithms that train
+from batches (XGBoost's external memory, or running sums). Asking a
 channel that does not fit for all its rows at once (`.features`) stops with one line giving the
 memory it needs and an instance type that has it, before the kernel's OOM killer would.
 """
@@ -18,7 +20,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
+import itertools
+import logging
 import math
+import mmap
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,12 +34,21 @@ import numpy as np
 
 from .errors import ContractError
 from .memory import MEBIBYTE, container_memory_bytes, resident_bytes
+from .parallel import ChildFailed, Forked, forked_map, usable_cpus
+
+log = logging.getLogger(__name__)
 
 # Rows are parsed this much matrix at a time. numpy's reader holds several times a block while
 # parsing it (measured about 4x), so blocks stay small next to the matrix, yet large enough that
 # the per-call cost vanishes (4 MB: 87,000 rows of 10 features, 10,000 rows of 100).
 BLOCK_BYTES = 4 * MEBIBYTE
 CONVERT_ROWS = 65_536  # labels turned into integers this many at a time
+# A channel is parsed on several CPUs when each gets at least this much plain CSV: below it,
+# forking and counting lines cost more than they save.
+PART_MIN_BYTES = 8 * MEBIBYTE
+# What a parsing child may hold besides its share of the matrix: numpy's buffers for a block,
+# and the pages of the parent's heap it touches (copy on write). Measured about 13 MB.
+CHILD_BYTES = 32 * MEBIBYTE
 # Training on a matrix is assumed to need as much memory again as the matrix (a decision tree's
 # sample indices, sorted feature values and label copies: measured under that for scikit-learn).
 TRAINING_ALLOWANCE = 1.0
@@ -65,6 +80,13 @@ def data_files(directory: Path) -> list[Path]:
 
 def read_csv_channel(name: str, directory: Path) -> Dataset:
     """A channel's files as one Dataset: read now when it fits in memory, else streamed on demand."""
+    dataset = open_csv_channel(name, directory)
+    dataset.finish_loading()
+    return dataset
+
+
+def open_csv_channel(name: str, directory: Path) -> Dataset:
+    """A channel's files as one Dataset, none of its rows read yet (its first row checked)."""
     if not directory.is_dir():
         raise ContractError(
             f"channel {name!r} has no directory {directory}; give the training job a {name!r} "
@@ -75,10 +97,7 @@ def read_csv_channel(name: str, directory: Path) -> Dataset:
         raise ContractError(
             f"channel {name!r} has no data files under {directory}; check the S3 prefix given for this channel"
         )
-    dataset = Dataset(source=str(directory), channel=_Channel.open(name, directory, files))
-    if dataset.fits_in_memory():
-        dataset.load()
-    return dataset
+    return Dataset(source=str(directory), channel=_Channel.open(name, directory, files))
 
 
 class Dataset:
@@ -102,6 +121,7 @@ class Dataset:
         self._labels = labels
         self.source = source
         self._channel = channel
+        self._pending: _ParallelRead | None = None  # started by start_loading(), finished by load()
 
     def __repr__(self) -> str:
         held = "in memory" if self._features is not None else "on disk"
@@ -170,23 +190,73 @@ class Dataset:
         for features, labels in self._channel.blocks(rows):
             yield Dataset(features, labels, self.source)
 
+    def start_loading(self, room: int = 0) -> bool:
+        """Start reading every row on all CPUs in the background, when the channel is large enough
+        to gain from it and its matrix, as much again for training and `room` more fit the memory
+        left; whether it started. `finish_loading()` or `load()` then wait for the rows;
+        `cancel_loading()` stops the reading."""
+        if self._features is not None or self._pending is not None:
+            return False
+        assert self._channel is not None
+        left, limit, source = memory_left()
+        if self._channel.text_labels or _needed(self.in_memory_bytes()) + room > left:
+            return False
+        self._pending = _ParallelRead.start(self._channel, left - room, limit, source)
+        return self._pending is not None
+
+    def finish_loading(self) -> None:
+        """Hold every row in memory if they fit, with as much again for training on them (waiting
+        for a reading start_loading() began); else leave them on disk, to be streamed by batches()."""
+        if not self._finish_pending() and self.fits_in_memory():
+            self.load()
+
+    def cancel_loading(self) -> None:
+        """Stop a reading started by start_loading() and give back its memory."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.stop()
+
     def load(self) -> None:
         """Read every row into memory, or stop with the memory it needs (ContractError)."""
         if self._features is not None:
             return
         assert self._channel is not None
+        if self._finish_pending():
+            return
         left, limit, source = memory_left()
         if _needed(self.in_memory_bytes()) > left:
-            raise self._too_large(self._channel.estimated_rows(), left, limit, source)
+            raise _too_large(self._channel, self._channel.estimated_rows(), left, limit, source)
         try:
             self._features, self._labels = self._read_all(left, limit, source)
         except _TextLabels:
             self._channel.text_labels = True  # a label further down is text: read them all as text
             self._features, self._labels = self._read_all(left, limit, source)
 
+    def _finish_pending(self) -> bool:
+        """Take the rows a reading started by start_loading() parsed, if training on them still
+        fits the memory left (memory was taken since: the model's libraries were imported).
+        False when there was no such reading, it failed, or the rows no longer fit."""
+        pending, self._pending = self._pending, None
+        read = pending.finish() if pending is not None else None
+        if read is None:
+            return False
+        features, labels = read
+        if int((features.nbytes + labels.nbytes) * TRAINING_ALLOWANCE) > memory_left()[0]:
+            return False  # the shared matrix is given back with the last reference to it
+        self._features, self._labels = features, labels
+        return True
+
     def _read_all(self, left: int, limit: int, source: str) -> tuple[np.ndarray, np.ndarray]:
         channel = self._channel
         assert channel is not None
+        pending = None if channel.text_labels else _ParallelRead.start(channel, left, limit, source)
+        if pending is not None:
+            try:
+                read = pending.finish()
+            finally:
+                pending.stop()
+            if read is not None:
+                return read
         width = channel.width
         # Column-major (each feature's values contiguous), as scikit-learn's trees read them:
         # otherwise it makes a column-major copy, and splits read a column scattered over the
@@ -204,7 +274,7 @@ class Dataset:
                 # matrix, the rows so far copied over once.
                 grown_capacity = max(count + len(block), int(capacity * 1.25))
                 if _needed(grown_capacity * channel.row_bytes) + columns.nbytes > left:
-                    raise self._too_large(grown_capacity, left, limit, source)
+                    raise _too_large(channel, grown_capacity, left, limit, source)
                 grown = np.empty((width, grown_capacity), dtype=np.float32)
                 grown[:, :count] = columns[:, :count]
                 columns, capacity = grown, grown_capacity
@@ -230,20 +300,20 @@ class Dataset:
         numbers.resize(count, refcheck=False)
         return features, _whole_numbers_as_integers(numbers)
 
-    def _too_large(self, rows: int, left: int, limit: int, source: str) -> ContractError:
-        assert self._channel is not None
-        matrix = rows * self._channel.row_bytes
-        needed = _needed(matrix)
-        # What the whole container would need: what it holds already, the data, the margin.
-        total = needed + (limit - left)
-        instance = next((f"{name} ({gib} GiB)" for name, gib in INSTANCE_MEMORY_GIB if gib * 1024**3 >= total), None)
-        advice = f"use an instance type with more memory, e.g. {instance}" if instance else "shard the channel"
-        return ContractError(
-            f"channel {self._channel.name!r} is too large for this container's memory: about {rows:,} rows x "
-            f"{self._channel.width} features take {_mb(matrix)} in memory and training on them about "
-            f"{_mb(needed)}, but only {_mb(max(left, 0))} is left of {_mb(limit)}, {source}; {advice}, "
-            "or train from Dataset.batches()"
-        )
+
+def _too_large(channel: _Channel, rows: int, left: int, limit: int, source: str) -> ContractError:
+    matrix = rows * channel.row_bytes
+    needed = _needed(matrix)
+    # What the whole container would need: what it holds already, the data, the margin.
+    total = needed + (limit - left)
+    instance = next((f"{name} ({gib} GiB)" for name, gib in INSTANCE_MEMORY_GIB if gib * 1024**3 >= total), None)
+    advice = f"use an instance type with more memory, e.g. {instance}" if instance else "shard the channel"
+    return ContractError(
+        f"channel {channel.name!r} is too large for this container's memory: about {rows:,} rows x "
+        f"{channel.width} features take {_mb(matrix)} in memory and training on them about "
+        f"{_mb(needed)}, but only {_mb(max(left, 0))} is left of {_mb(limit)}, {source}; {advice}, "
+        "or train from Dataset.batches()"
+    )
 
 
 def memory_left() -> tuple[int, int, str]:
@@ -258,6 +328,111 @@ def _needed(matrix_bytes: int) -> int:
     return int(matrix_bytes * (1 + TRAINING_ALLOWANCE))
 
 
+class _ParallelRead:
+    """A channel being parsed by a forked child per CPU into one shared matrix, each child a
+    group of parts of its files (cut at line ends) into its own rows of the matrix."""
+
+    def __init__(
+        self,
+        channel: _Channel,
+        capacities: list[int],
+        offsets: list[int],
+        feature_memory: mmap.mmap,
+        label_memory: mmap.mmap,
+        children: Forked,
+    ) -> None:
+        self._channel = channel
+        self._capacities = capacities
+        self._offsets = offsets
+        self._feature_memory = feature_memory
+        self._label_memory = label_memory
+        self._children = children
+
+    @classmethod
+    def start(cls, channel: _Channel, left: int, limit: int, source: str) -> _ParallelRead | None:
+        """The children started; None when the channel is too small to gain from them, or the
+        counting failed (the channel is then read on one CPU, which says what is wrong)."""
+        room = left - channel.estimated_rows() * channel.row_bytes
+        groups = channel.groups(min(usable_cpus(), max(0, room // CHILD_BYTES)))
+        if len(groups) < 2:
+            return None
+        try:
+            # Children count the line ends of their groups first: no group has more rows than
+            # that (+1 per part, for a last line without one), so each knows where its rows go.
+            capacities = forked_map(_most_rows, groups)
+        except ChildFailed as failure:
+            log.info("reading %s on one CPU: %s", channel.directory, failure)
+            return None
+        capacity = sum(capacities)
+        if _needed(capacity * channel.row_bytes) > left:
+            raise _too_large(channel, capacity, left, limit, source)
+        # Mapped shared before the children fork, so their writes land here; a page costs
+        # nothing until written.
+        feature_memory = mmap.mmap(-1, 4 * channel.width * capacity)
+        label_memory = mmap.mmap(-1, 8 * capacity)
+        columns = np.frombuffer(feature_memory, dtype=np.float32).reshape(channel.width, capacity)
+        labels = np.frombuffer(label_memory, dtype=np.float64)
+        offsets = [0, *itertools.accumulate(capacities)][:-1]
+
+        def parse(work: tuple[list[_Part], int, int]) -> int:
+            group, offset, most = work
+            return channel.parse_into(group, columns, labels, offset, most)
+
+        children = Forked(parse, list(zip(groups, offsets, capacities)))
+        return cls(channel, capacities, offsets, feature_memory, label_memory, children)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Wait for the children: the features (column-major) and labels, or None if one failed."""
+        channel = self._channel
+        try:
+            counts = self._children.results()
+        except ChildFailed as failure:
+            log.info("reading %s on one CPU: a parallel reader stopped (%s)", channel.directory, failure)
+            return None
+        count = sum(counts)
+        if count == 0:
+            raise ContractError(f"channel {channel.name!r} has data files under {channel.directory} but no rows")
+        width, capacity = channel.width, sum(self._capacities)
+        # Each feature's rows, group after group, moved down next to the previous ones: every
+        # move goes to lower addresses than anything not yet moved, so nothing is overwritten.
+        flat = np.frombuffer(self._feature_memory, dtype=np.float32)
+        labels = np.frombuffer(self._label_memory, dtype=np.float64)
+        destination = 0
+        for feature in range(width):
+            for offset, rows in zip(self._offsets, counts):
+                start = feature * capacity + offset
+                flat[destination : destination + rows] = flat[start : start + rows]
+                destination += rows
+        destination = 0
+        for offset, rows in zip(self._offsets, counts):
+            labels[destination : destination + rows] = labels[offset : offset + rows]
+            destination += rows
+        _release_after(self._feature_memory, 4 * width * count)
+        _release_after(self._label_memory, 8 * count)
+        log.info("read channel %r on %d CPUs: %s rows", channel.name, len(counts), f"{count:,}")
+        return flat[: width * count].reshape(width, count).T, _whole_numbers_as_integers(labels[:count])
+
+    def stop(self) -> None:
+        self._children.stop()
+
+
+def _release_after(memory: mmap.mmap, used: int) -> None:
+    """Give back the pages of a shared mapping past its first `used` bytes."""
+    start = -(-used // mmap.PAGESIZE) * mmap.PAGESIZE
+    if start < len(memory) and hasattr(mmap, "MADV_REMOVE"):
+        memory.madvise(mmap.MADV_REMOVE, start, len(memory) - start)
+
+
+def _most_rows(group: list[_Part]) -> int:
+    """At most how many rows a group of parts holds: its line ends, plus one per part."""
+    lines = 0
+    for part in group:
+        with _open_range(part) as handle:
+            while chunk := handle.buffer.read(BLOCK_BYTES):
+                lines += chunk.count(b"\n")
+    return lines + len(group)
+
+
 def _mb(value: int) -> str:
     return f"{value / MEBIBYTE:,.0f} MB"
 
@@ -268,6 +443,15 @@ class _TextLabels(Exception):
 
 class _NotFast(Exception):
     """numpy's reader refused a file that may still be valid CSV (e.g. a line of spaces)."""
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The bytes start to end of a file, cut at line ends."""
+
+    path: Path
+    start: int
+    end: int
 
 
 @dataclass
@@ -319,6 +503,45 @@ class _Channel:
         text_bytes = sum(_text_size(path) for path in self.files)
         return math.ceil(text_bytes / self.bytes_per_row)
 
+    def groups(self, workers: int) -> list[list[_Part]]:
+        """The channel's bytes cut into `workers` groups of parts of files, as even as line ends
+        allow, in order; none when a file is gzipped (it can only be read from its start) or
+        the channel is too small for more than one."""
+        sizes = [path.stat().st_size for path in self.files]
+        workers = min(workers, sum(sizes) // PART_MIN_BYTES)
+        if workers < 2 or any(_is_gzip(path) for path in self.files):
+            return []
+        ends = list(itertools.accumulate(sizes))
+        cuts = [(0, 0)]
+        for number in range(1, workers):
+            target = sum(sizes) * number // workers
+            index = next(index for index, end in enumerate(ends) if end > target)
+            cuts.append((index, _line_start_after(self.files[index], target - (ends[index] - sizes[index]))))
+        cuts.append((len(self.files) - 1, sizes[-1]))
+        groups = []
+        for (first, start), (last, end) in zip(cuts, cuts[1:]):
+            group = [
+                _Part(self.files[index], start if index == first else 0, end if index == last else sizes[index])
+                for index in range(first, last + 1)
+            ]
+            group = [part for part in group if part.end > part.start]
+            if group:
+                groups.append(group)
+        return groups
+
+    def parse_into(self, group: list[_Part], columns: np.ndarray, labels: np.ndarray, offset: int, most: int) -> int:
+        """Parse a group's rows into columns[:, offset:] and labels[offset:]; how many there were.
+        Raises _NotFast for anything numpy refuses, or for more rows than `most`."""
+        count = 0
+        for part in group:
+            for features, block_labels in self._fast_blocks(part.path, self.block_rows, part):
+                if count + len(features) > most:
+                    raise _NotFast()
+                columns[:, offset + count : offset + count + len(features)] = features.T
+                labels[offset + count : offset + count + len(features)] = block_labels
+                count += len(features)
+        return count
+
     def blocks(self, rows: int | None = None, strict: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(float32 features, labels) up to `rows` rows at a time, file after file. A text label
         after numeric ones raises _TextLabels when `strict`, a ContractError otherwise (the blocks
@@ -352,11 +575,11 @@ class _Channel:
             )
         yield from self._slow_blocks(path, rows, skip=given)
 
-    def _fast_blocks(self, path: Path, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _fast_blocks(self, path: Path, rows: int, part: _Part | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         row_type = np.dtype(
             [("label", object if self.text_labels else np.float64), ("features", np.float32, (self.width,))]
         )
-        with _open_text(path) as handle:
+        with _open_text(path) if part is None else _open_range(part) as handle:
             while True:
                 try:
                     with warnings.catch_warnings():
@@ -478,6 +701,46 @@ def _open_text(path: Path):  # noqa: ANN202 - a text file object, plain or gzip
         return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller's with
     except OSError as error:
         raise ContractError(f"cannot read {path}: {error}") from None
+
+
+class _Range(io.RawIOBase):
+    """A file's bytes from where it stands to `length` bytes further."""
+
+    def __init__(self, raw: io.BufferedReader, length: int) -> None:
+        self._raw = raw
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        wanted = min(len(buffer), self._left)
+        if wanted <= 0:
+            return 0
+        got = self._raw.readinto(memoryview(buffer)[:wanted]) or 0
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_range(part: _Part) -> io.TextIOWrapper:
+    raw = open(part.path, "rb")  # noqa: SIM115 - closed with the wrapper
+    raw.seek(part.start)
+    buffered = io.BufferedReader(_Range(raw, part.end - part.start), BLOCK_BYTES // 4)
+    return io.TextIOWrapper(buffered, encoding="utf-8", newline="")
+
+
+def _line_start_after(path: Path, position: int) -> int:
+    """Where the line holding byte `position` ends (the next line starts), or the file's end."""
+    if position == 0:
+        return 0
+    with open(path, "rb") as handle:
+        handle.seek(position - 1)
+        handle.readline()
+        return handle.tell()
 
 
 def _text_size(path: Path) -> int:
