@@ -146,14 +146,49 @@ def all_labels(labels: np.ndarray) -> np.ndarray:
     return np.asarray(sorted(every), dtype=labels.dtype if labels.dtype.kind != "U" else str)
 
 
-class _CheckpointEveryMinute(xgboost.callback.TrainingCallback):
-    """Saves the booster when due (every host at the same round) and stops after SIGTERM's save."""
+class _EarlyStoppingAcrossResumes(xgboost.callback.EarlyStopping):
+    """XGBoost's early stopping, continued from a checkpoint: the best round and score the resumed
+    booster records (early stopping writes them as its attributes) count as already seen, so a
+    resumed job stops at the round, and keeps the best round, of a job never interrupted.
+    (XGBoost's own starts afresh: it takes the first resumed round for the best.)"""
 
-    def __init__(self, checkpoints: Checkpoints) -> None:
+    def before_training(self, model: xgboost.Booster) -> xgboost.Booster:
+        model = super().before_training(model)
+        best_iteration, best_score = model.attr("best_iteration"), model.attr("best_score")
+        self._carried = None
+        if self.starting_round and best_iteration is not None and best_score is not None:
+            if int(best_iteration) < self.starting_round:
+                self._carried = (int(best_iteration), float(best_score))
+        return model
+
+    # XGBoost 2 passes these by position, 3 by keyword.
+    def _update_rounds(self, score: Any, name: str, metric: str, model: xgboost.Booster, epoch: int) -> bool:
+        if self._carried is not None and not self.stopping_history:
+            best_iteration, best_score = self._carried
+            self.stopping_history[name] = {metric: [best_score]}
+            self.best_scores[name] = {metric: [best_score]}
+            self.current_rounds = epoch - 1 - best_iteration  # rounds since the best, before this one
+        return super()._update_rounds(score=score, name=name, metric=metric, model=model, epoch=epoch)
+
+
+class _CheckpointEveryMinute(xgboost.callback.TrainingCallback):
+    """Saves the booster when due (every host at the same round) and stops after SIGTERM's save.
+    Runs early stopping, if any, first, so that a checkpoint records the best round up to its
+    own (XGBoost 2 keeps its callbacks in a set, so their order cannot be relied on)."""
+
+    def __init__(self, checkpoints: Checkpoints, early_stopping: _EarlyStoppingAcrossResumes | None = None) -> None:
         super().__init__()
         self.checkpoints = checkpoints
+        self.early_stopping = early_stopping
+
+    def before_training(self, model: xgboost.Booster) -> xgboost.Booster:
+        return self.early_stopping.before_training(model) if self.early_stopping else model
+
+    def after_training(self, model: xgboost.Booster) -> xgboost.Booster:
+        return self.early_stopping.after_training(model) if self.early_stopping else model
 
     def after_iteration(self, model: xgboost.Booster, epoch: int, evals_log: Any) -> bool:
+        stop_early = bool(self.early_stopping and self.early_stopping.after_iteration(model, epoch, evals_log))
         due = self.checkpoints.due()
         stop = self.checkpoints.stop_requested
         if xgb_collective.is_distributed():
@@ -166,7 +201,7 @@ class _CheckpointEveryMinute(xgboost.callback.TrainingCallback):
         if stop:
             self.checkpoints.stop_requested = True
             self.checkpoints.stop_if_requested(rounds)
-        return False
+        return stop_early
 
 
 def resume(checkpoints: Checkpoints) -> xgboost.Booster | None:
@@ -180,7 +215,12 @@ def resume(checkpoints: Checkpoints) -> xgboost.Booster | None:
         return None
     log.info("resuming from checkpoint at round %d (%s)", rounds, saved.path.name)
     booster = xgboost.Booster(model_file=str(saved.path))
-    return booster[:rounds] if booster.num_boosted_rounds() > rounds else booster
+    if booster.num_boosted_rounds() > rounds:
+        attributes = booster.attributes()
+        booster = booster[:rounds]  # a slice keeps no attributes: early stopping's are put back
+        if int(attributes.get("best_iteration", rounds)) < rounds:
+            booster.set_attr(**attributes)
+    return booster
 
 
 def train(
@@ -199,15 +239,16 @@ def train(
     if done >= num_round:
         log.info("the checkpoint already holds all %d rounds", num_round)
         return start
+    early_stopping = _EarlyStoppingAcrossResumes(rounds=early_stopping_rounds) if early_stopping_rounds else None
+    callbacks = [_CheckpointEveryMinute(checkpoints, early_stopping)] if checkpoints else [early_stopping]
     with checkpoints or contextlib.nullcontext():
         booster = xgboost.train(
             params,
             matrix,
             num_boost_round=num_round - done,
             evals=list(evals),
-            early_stopping_rounds=early_stopping_rounds,
             xgb_model=start,
-            callbacks=[_CheckpointEveryMinute(checkpoints)] if checkpoints else None,
+            callbacks=[callback for callback in callbacks if callback is not None] or None,
             verbose_eval=False,
         )
     log.info("trained %d of %d rounds", booster.num_boosted_rounds(), num_round)

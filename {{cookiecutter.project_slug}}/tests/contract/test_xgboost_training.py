@@ -136,6 +136,49 @@ def test_early_stopping_after_a_resume_keeps_the_trees_up_to_the_best_round(tmp_
     assert booster.get_dump() == run[: int(run.attr("best_iteration")) + 1].get_dump()
 
 
+@pytest.mark.parametrize("lagging", [0, 2], ids=["same round", "another host lagged 2 rounds"])
+def test_early_stopping_resumed_mid_patience_stops_where_an_uninterrupted_job_stops(tmp_path, caplog, lagging):
+    caplog.set_level(logging.INFO, "train")
+    features, labels = data(1)
+    valid_features, valid_labels = data(2, rows=60)
+    train_matrix = xgboost.DMatrix(features, label=labels)
+    evals = [(xgboost.DMatrix(valid_features, label=valid_labels), "validation")]
+    params = {**PARAMS, "eta": 1.0}
+    uninterrupted = xgboost.train(params, train_matrix, 200, evals=evals, early_stopping_rounds=5, verbose_eval=False)
+    best, stopped = int(uninterrupted.attr("best_iteration")), uninterrupted.num_boosted_rounds()
+    assert stopped == best + 6 < 200  # stopped by patience: 5 rounds without a better score
+    # The job's checkpoint from 2 rounds after the best, with early stopping's record of the best;
+    # or one with 2 rounds more, cut back to the round another host reached (what resume() does).
+    (tmp_path / "checkpoints").mkdir()
+    at = best + 3
+    partial = xgboost.train(
+        params, train_matrix, at + lagging, evals=evals, early_stopping_rounds=5, verbose_eval=False
+    )
+    partial.save_model(str(tmp_path / "checkpoints" / f"xgboost.algo-1.round-{at:08d}.ubj"))
+    checkpoints = Checkpoints(tmp_path / "checkpoints", "algo-1", "xgboost", ".ubj")
+    booster = xgboost_training.train(
+        params, train_matrix, 200, evals=evals, early_stopping_rounds=5, checkpoints=checkpoints
+    )
+    assert f"resuming from checkpoint at round {at} " in caplog.text
+    assert f"trained {stopped} of 200 rounds" in caplog.text
+    assert booster.get_dump() == uninterrupted[: best + 1].get_dump()
+
+
+def test_a_checkpoint_records_the_best_round_early_stopping_found_up_to_it(tmp_path):
+    features, labels = data(1)
+    evals = [(xgboost.DMatrix(*data(2, rows=60)[:1], label=data(2, rows=60)[1]), "validation")]
+    (tmp_path / "checkpoints").mkdir()
+    checkpoints = Checkpoints(tmp_path / "checkpoints", "algo-1", "xgboost", ".ubj", interval=0)
+    checkpoints.stop_requested = True  # SIGTERM: save after the running round and stop
+    with pytest.raises(TrainingStopped, match="round 1 "):
+        xgboost_training.train(
+            PARAMS, xgboost.DMatrix(features, label=labels), 8, evals=evals, early_stopping_rounds=3,
+            checkpoints=checkpoints,
+        )  # fmt: skip
+    saved = xgboost.Booster(model_file=str(next((tmp_path / "checkpoints").iterdir())))
+    assert saved.attr("best_iteration") == "0" and saved.attr("best_score") is not None
+
+
 WORKER = """
 import json, logging, sys, time
 import numpy as np, xgboost
