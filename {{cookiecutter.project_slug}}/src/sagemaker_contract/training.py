@@ -187,8 +187,7 @@ def _own_shares(datasets: dict[str, Dataset | None], job: TrainingJob, user: Use
         if data is None or channel is None or channel.distribution != "FullyReplicated":
             shares[name] = data
             continue
-        rows = slice(cluster.rank, None, cluster.world_size)
-        shares[name] = Dataset(data.features[rows], data.labels[rows], source=data.source)
+        shares[name] = data.share(cluster.rank, cluster.world_size)  # held in memory if it fits, else on disk
         log.info(
             "%s is FullyReplicated: this host trains on every %d-th row from row %d (%d of %d rows)",
             name,

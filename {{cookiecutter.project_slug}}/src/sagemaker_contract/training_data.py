@@ -114,6 +114,7 @@ class Dataset:
         source: str = "",
         *,
         channel: _Channel | None = None,
+        rows: slice = slice(None),
     ) -> None:
         if channel is None and (features is None or labels is None):
             raise TypeError("a Dataset needs features and labels, or a channel to read them from")
@@ -121,7 +122,21 @@ class Dataset:
         self._labels = labels
         self.source = source
         self._channel = channel
+        # Of a channel's rows, these only (start and step: every host's share of a replicated channel).
+        self._rows = (rows.start or 0, rows.step or 1)
         self._pending: _ParallelRead | None = None  # started by start_loading(), finished by load()
+
+    def share(self, rank: int, hosts: int) -> Dataset:
+        """Every `hosts`-th row from row `rank`: one host's share when several train as one job.
+        Rows held in memory are taken from them; rows on disk stay there, read a share at a time."""
+        if self._features is not None:
+            assert self._labels is not None
+            rows = slice(rank, None, hosts)
+            return Dataset(self._features[rows], self._labels[rows], source=self.source)
+        assert self._channel is not None and self._rows == (0, 1)
+        shared = Dataset(source=self.source, channel=self._channel, rows=slice(rank, None, hosts))
+        shared.finish_loading()
+        return shared
 
     def __repr__(self) -> str:
         held = "in memory" if self._features is not None else "on disk"
@@ -154,10 +169,10 @@ class Dataset:
             else:
                 assert self._channel is not None
                 try:
-                    self._labels = _final_labels([labels for _, labels in self._channel.blocks(strict=True)])
+                    self._labels = _final_labels([labels for _, labels in self._blocks(strict=True)])
                 except _TextLabels:
                     self._channel.text_labels = True  # as load() does; later batches give text too
-                    self._labels = _final_labels([labels for _, labels in self._channel.blocks()])
+                    self._labels = _final_labels([labels for _, labels in self._blocks()])
         assert self._labels is not None
         return self._labels
 
@@ -167,7 +182,26 @@ class Dataset:
             assert self._labels is not None
             return int(self._features.nbytes + self._labels.nbytes)
         assert self._channel is not None
-        return self._channel.estimated_rows() * self._channel.row_bytes
+        return self._estimated_rows() * self._channel.row_bytes
+
+    def _estimated_rows(self) -> int:
+        assert self._channel is not None
+        start, step = self._rows
+        return max(0, math.ceil((self._channel.estimated_rows() - start) / step))
+
+    def _blocks(self, rows: int | None = None, strict: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The channel's blocks (see _Channel.blocks), of this dataset's rows only."""
+        assert self._channel is not None
+        start, step = self._rows
+        if (start, step) == (0, 1):
+            yield from self._channel.blocks(rows, strict)
+            return
+        seen = 0
+        for features, labels in self._channel.blocks(rows, strict):
+            taken = (np.arange(seen, seen + len(labels)) - start) % step == 0
+            seen += len(labels)
+            if taken.any():
+                yield np.ascontiguousarray(features[taken]), labels[taken]
 
     def fits_in_memory(self) -> bool:
         """Whether all rows, and as much again for training on them, fit the memory left."""
@@ -187,7 +221,7 @@ class Dataset:
                 yield Dataset(self._features[start : start + rows], self._labels[start : start + rows], self.source)
             return
         assert self._channel is not None
-        for features, labels in self._channel.blocks(rows):
+        for features, labels in self._blocks(rows):
             yield Dataset(features, labels, self.source)
 
     def start_loading(self, room: int = 0) -> bool:
@@ -199,7 +233,7 @@ class Dataset:
             return False
         assert self._channel is not None
         left, limit, source = memory_left()
-        if self._channel.text_labels or _needed(self.in_memory_bytes()) + room > left:
+        if self._channel.text_labels or self._rows != (0, 1) or _needed(self.in_memory_bytes()) + room > left:
             return False
         self._pending = _ParallelRead.start(self._channel, left - room, limit, source)
         return self._pending is not None
@@ -225,7 +259,7 @@ class Dataset:
             return
         left, limit, source = memory_left()
         if _needed(self.in_memory_bytes()) > left:
-            raise _too_large(self._channel, self._channel.estimated_rows(), left, limit, source)
+            raise _too_large(self._channel, self._estimated_rows(), left, limit, source)
         try:
             self._features, self._labels = self._read_all(left, limit, source)
         except _TextLabels:
@@ -249,7 +283,8 @@ class Dataset:
     def _read_all(self, left: int, limit: int, source: str) -> tuple[np.ndarray, np.ndarray]:
         channel = self._channel
         assert channel is not None
-        pending = None if channel.text_labels else _ParallelRead.start(channel, left, limit, source)
+        whole = not channel.text_labels and self._rows == (0, 1)
+        pending = _ParallelRead.start(channel, left, limit, source) if whole else None
         if pending is not None:
             try:
                 read = pending.finish()
@@ -263,12 +298,12 @@ class Dataset:
         # whole matrix. Allocated once from the estimate (pages untouched until filled cost
         # nothing) and compacted in place at the end, so the matrix is never held twice; numeric
         # labels grow alongside by ndarray.resize (realloc remaps large blocks, no copy).
-        capacity = int(channel.estimated_rows() * 1.1) + channel.block_rows
+        capacity = int(self._estimated_rows() * 1.1) + channel.block_rows
         columns = np.empty((width, capacity), dtype=np.float32)
         numbers = np.empty(0 if channel.text_labels else capacity, dtype=np.float64)
         texts: list[np.ndarray] = []
         count = 0
-        for block, labels in channel.blocks(strict=True):
+        for block, labels in self._blocks(strict=True):
             if count + len(block) > capacity:
                 # Longer than estimated (rows much shorter than the first file's): a larger
                 # matrix, the rows so far copied over once.
@@ -286,7 +321,7 @@ class Dataset:
             else:
                 numbers[count : count + len(block)] = labels
             count += len(block)
-        if count == 0:
+        if count == 0 and self._rows == (0, 1):  # (a host's share of a few rows may be none)
             raise ContractError(f"channel {channel.name!r} has data files under {channel.directory} but no rows")
         # Move each feature's values next to the previous one's, then give back the rest.
         flat = columns.reshape(-1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_contract import training
+from sagemaker_contract import training, training_data
 from sagemaker_contract.model_metadata import METADATA_FILE
 
 from stand_ins import fake_module
@@ -241,6 +241,31 @@ def test_hosts_training_as_one_job_take_their_share_of_replicated_rows(opt_ml, c
         assert seen[0][0] == expected
         assert "train:rows=5" in capsys.readouterr().out  # metrics are on every row
     assert "trains on its own copy" not in caplog.text
+
+
+@pytest.mark.parametrize("memory", ["plenty", "the share only", "too little"])
+def test_a_replicated_channel_too_large_for_memory_is_shared_from_disk(opt_ml, monkeypatch, memory):
+    # 30,000 rows x 2 features: a 480 KB matrix, 160 KB for each of 3 hosts.
+    rows = range(30_000)
+    (opt_ml.channel_dir("train") / "part.csv").write_text("".join(f"{n % 2},{n},{n / 4}\n" for n in rows))
+    (opt_ml.channel_dir("validation") / "part.csv").write_text("1,1,1\n")  # algo-2's share: no rows
+    hosts = ["algo-1", "algo-2", "algo-3"]
+    opt_ml.resource_config_file.write_text(json.dumps({"current_host": "algo-2", "hosts": hosts}))
+    # What is left: the whole matrix and as much again; one host's share twice over; nothing.
+    left = {"plenty": 2 * 480_000 + 100_000, "the share only": 2 * 160_000 + 100_000, "too little": 0}[memory]
+    monkeypatch.setattr(training_data, "memory_left", lambda: (left, 10**9, "a test"))
+    seen = []
+
+    def fit(hyperparameters, train, validation=None, job=None):
+        seen.append(repr(train).rsplit(", ", 1)[1])
+        seen.append([row for batch in train.batches(rows=7_000) for row in batch.features[:, 0].tolist()])
+        seen.append(train.labels.tolist())
+        return {"depth": 1}
+
+    assert training.run(opt_ml, fake_module(fit=fit, DISTRIBUTED_TRAINING=True)) == 0
+    held, features, labels = seen
+    assert held == ("on disk)" if memory == "too little" else "in memory)")
+    assert features == list(range(1, 30_000, 3)) and labels == [n % 2 for n in range(1, 30_000, 3)]
 
 
 def test_a_sharded_channel_is_this_hosts_shard_already(opt_ml):
