@@ -18,6 +18,7 @@ memory it needs and an instance type that has it, before the kernel's OOM killer
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -395,7 +396,7 @@ class _ParallelRead:
             # Children count the line ends of their groups first: no group has more rows than
             # that (+1 per part, for a last line without one), so each knows where its rows go.
             capacities = forked_map(_most_rows, groups)
-        except ChildFailed as failure:
+        except (ChildFailed, OSError) as failure:  # OSError: no process could be forked
             log.info("reading %s on one CPU: %s", channel.directory, failure)
             return None
         capacity = sum(capacities)
@@ -413,7 +414,11 @@ class _ParallelRead:
             group, offset, most = work
             return channel.parse_into(group, columns, labels, offset, most)
 
-        children = Forked(parse, list(zip(groups, offsets, capacities)))
+        try:
+            children = Forked(parse, list(zip(groups, offsets, capacities)))
+        except OSError as failure:
+            log.info("reading %s on one CPU: %s", channel.directory, failure)
+            return None
         return cls(channel, capacities, offsets, feature_memory, label_memory, children)
 
     def finish(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -455,7 +460,8 @@ def _release_after(memory: mmap.mmap, used: int) -> None:
     """Give back the pages of a shared mapping past its first `used` bytes."""
     start = -(-used // mmap.PAGESIZE) * mmap.PAGESIZE
     if start < len(memory) and hasattr(mmap, "MADV_REMOVE"):
-        memory.madvise(mmap.MADV_REMOVE, start, len(memory) - start)
+        with contextlib.suppress(OSError):  # a kernel without it: the pages stay until the matrix goes
+            memory.madvise(mmap.MADV_REMOVE, start, len(memory) - start)
 
 
 def _most_rows(group: list[_Part]) -> int:

@@ -252,3 +252,15 @@ def test_rows_read_early_that_no_longer_fit_after_the_import_stay_on_disk(large_
     assert reads[0] is True  # the rows were read, then given back: batches() read them from disk
     assert held == [f"Dataset({opt_ml.channel_dir('train')}, 2 features, on disk)"]
     assert json.loads((opt_ml.model_dir / "model.json").read_text()) == {"depth": 200}
+
+
+def test_when_no_process_can_be_forked_the_channel_is_read_on_one_cpu(tmp_path, cpus, monkeypatch):
+    write_rows(tmp_path / "train" / "a.csv", range(40))
+    reads = cpus(2)
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parallel.os, "fork", no_fork)
+    data = read_csv_channel("train", tmp_path / "train")
+    assert reads == [False] and data.features[:, 0].tolist() == list(range(40))
