@@ -30,6 +30,7 @@ import numpy as np
 import onnxruntime
 
 from .errors import ContractError
+from .parallel import usable_cpus
 from .project import ACCELERATOR
 from .settings import Settings
 
@@ -164,19 +165,12 @@ def read_npy(body: bytes) -> np.ndarray:
 
 
 # --- threads and providers ------------------------------------------------------------------------
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def server_workers() -> int:
     """The server's worker count (MODEL_SERVER_WORKERS, default one per CPU)."""
     try:
         return Settings.from_environ().workers
     except ContractError:
-        return available_cpus()  # the server itself refuses the setting, with the reason
+        return usable_cpus()  # the server itself refuses the setting, with the reason
 
 
 def intra_op_threads(workers: int, cpus: int) -> int:
@@ -231,7 +225,7 @@ class OnnxModel:
         announce: bool = True,
     ) -> None:
         self.graph = bytes(graph)
-        self.threads = threads if threads is not None else intra_op_threads(server_workers(), available_cpus())
+        self.threads = threads if threads is not None else intra_op_threads(server_workers(), usable_cpus())
         if providers is None:
             chosen, line, warning = choose_providers(ACCELERATOR, onnxruntime.get_available_providers(), visible_gpus())
             if announce:

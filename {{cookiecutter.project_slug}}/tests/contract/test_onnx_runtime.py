@@ -56,7 +56,7 @@ def test_intra_op_threads_share_the_cpus_among_the_workers(workers, cpus, thread
 
 
 def test_the_thread_count_follows_model_server_workers(monkeypatch):
-    monkeypatch.setattr(onnx_runtime, "available_cpus", lambda: 8)
+    monkeypatch.setattr(onnx_runtime, "usable_cpus", lambda: 8)
     monkeypatch.setenv("MODEL_SERVER_WORKERS", "2")
     assert OnnxModel(doubling_graph(), announce=False).threads == 4
     monkeypatch.setenv("MODEL_SERVER_WORKERS", "8")
