@@ -516,10 +516,7 @@ class _Channel:
                 if _blank(record):
                     continue
                 where = f"{shown} line {number}"
-                if len(record) < 2:
-                    raise ContractError(
-                        f"{where} has {len(record)} column; rows need the label first, then at least one feature"
-                    )
+                _need_a_feature(record, where)
                 return cls(
                     name=name,
                     directory=directory,
@@ -661,10 +658,7 @@ class _Channel:
             if _blank(record):
                 continue
             where = f"{shown} line {number}"
-            if len(record) < 2:
-                raise ContractError(
-                    f"{where} has {len(record)} column; rows need the label first, then at least one feature"
-                )
+            _need_a_feature(record, where)
             if len(record) - 1 != self.width:
                 raise ContractError(
                     f"{where} has {len(record) - 1} features but {self.first_row_at} has {self.width}; "
@@ -813,6 +807,11 @@ def _records(path: Path, shown: Path) -> Iterator[tuple[int, list[str]]]:
         raise ContractError(f"{shown} is not UTF-8 text; send CSV files (optionally gzipped)") from None
     except (OSError, EOFError) as error:
         raise ContractError(f"cannot read {shown}: {error}") from None
+
+
+def _need_a_feature(record: list[str], where: str) -> None:
+    if len(record) < 2:
+        raise ContractError(f"{where} has {len(record)} column; rows need the label first, then at least one feature")
 
 
 def _blank(record: list[str]) -> bool:
