@@ -13,6 +13,19 @@ one model with the generated image and serves that model from both. It prints, f
 - time from `docker run ... serve` to the first accepted connection and the first /ping 200, next
   to the same container started with a trivial listener, bare and after loading the model;
 - image size over the base image, and the serving container's peak memory;
+- the server's CPU time per request (its container's cgroup; wrk runs outside it);
+- the serving stack's ceiling (issue 20): the generated image running its own server (gunicorn, the
+  same uvicorn worker class, worker count and settings) with only the ASGI app replaced by a no-op
+  that answers a fixed two-byte body (NOOP_SERVER, mounted into the image), and single-row
+  throughput as a fraction of it;
+- workers (--workers, default 1,2,3): the generated server with each worker count, single-row and
+  many-row throughput, and how many single-row requests each predict() call answered (the line
+  each worker logs when it stops);
+- in-process figures inside the generated image (--no-in-process skips): importing the server and
+  loading the model with the garbage collector on and off, decoding a 256 KB CSV slice (numpy from
+  a stream and from a list of lines), 1000 records decoded, 1000 labels encoded (joined and
+  through the csv module);
+- the image built without its trim step (docker/slim-python-env.sh; --no-untrimmed skips);
 - the ratios between the two stacks, against the targets of issue 6;
 - overload (issue 10; --no-overload skips it): each stack started again with `docker run --memory
   600m` receives 100 concurrent POST /invocations of a 4.5 MB CSV body at once, sent from inside
@@ -80,6 +93,115 @@ while True:
     connection.recv(65536)
     connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n")
     connection.close()
+"""
+
+# The serving stack's ceiling (issue 20): the generated server exactly as `serve` runs it (gunicorn,
+# its uvicorn worker class, worker count and settings, the model loaded), with only the ASGI app
+# replaced by one that reads the request and answers a fixed two-byte body. Mounted into the image.
+NOOP_SERVER = """
+import sys
+
+from sagemaker_contract import server
+
+BODY = b"0\\n"
+HEADERS = [(b"content-type", b"text/csv"), (b"content-length", b"2")]
+
+
+class NoOpApp:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:  # read the request, as any app must
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await send({"type": "http.response.body", "body": BODY})
+
+
+if not hasattr(server, "InferenceApp"):
+    sys.exit("sagemaker_contract.server has no InferenceApp to replace; update benchmark/run.py's NOOP_SERVER")
+server.InferenceApp = NoOpApp
+from sagemaker_contract.__main__ import main  # noqa: E402
+
+sys.exit(main(["serve"]))
+"""
+NOOP_MOUNT = "/opt/bench/noop_server.py"
+
+# Run inside the generated image (python -c, /opt/ml/model and the 1000-row payload mounted): the
+# in-process figures of docs/performance.md's "what got the server there". Prints one JSON object.
+IN_PROCESS = """
+import csv, gc, io, json, re, statistics, subprocess, sys, time
+import numpy as np
+from sagemaker_contract import formats
+from sagemaker_contract.server import load_model
+
+starts, payload = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+out = {}
+
+# Importing the server and loading the model, each in a fresh process, with the garbage collector
+# on (as before issue 6) and off (as `serve` runs it), alternating.
+LOAD = (
+    "import time; started = time.perf_counter()\\n{gc}"
+    "from sagemaker_contract.server import load_model\\nassert load_model().ready\\n"
+    "print(time.perf_counter() - started)"
+)
+loads = {"gc_on": [], "gc_off": []}
+for _ in range(starts):
+    for kind, gc_line in (("gc_on", ""), ("gc_off", "import gc; gc.disable()\\n")):
+        code = LOAD.format(gc=gc_line)
+        loads[kind].append(float(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout))
+out["starts"] = starts
+out["import_and_load_ms"] = {kind: statistics.median(values) * 1000 for kind, values in loads.items()}
+
+
+def best(function, repeat):
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times) * 1000
+
+
+rows = payload.decode().splitlines()
+text = "\\n".join(rows[i % len(rows)] for i in range(formats.SLICE_BYTES // (len(payload) // len(rows)) + 1))
+text = text[: text.rfind("\\n", 0, formats.SLICE_BYTES) + 1]
+options = dict(delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+body = text.encode()
+out["slice_kb"] = len(text) / 1024
+out["slice_stream_ms"] = best(lambda: np.loadtxt(io.StringIO(text, newline=None), **options), 50)
+out["slice_lines_ms"] = best(lambda: np.loadtxt(text.splitlines(), **options), 50)
+out["slice_server_ms"] = best(lambda: list(formats.decode_slices(formats.CSV, body)), 50)
+
+out["records"] = len(rows)
+out["decode_ms"] = best(lambda: list(formats.decode_slices(formats.CSV, payload)), 50)
+empty_field = re.compile(r"(?:^|(?<=,))(?=,|$)", re.MULTILINE)  # the search that once ran on every body
+out["empty_field_search_ms"] = best(lambda: empty_field.search(payload.decode()), 50)
+state = load_model()
+labels = state.predictor.predict_now(np.concatenate(list(formats.decode_slices(formats.CSV, payload))))
+
+
+def csv_module():
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\\n")
+    for value in labels.tolist():
+        writer.writerow([value])
+    return buffer.getvalue().encode()
+
+
+assert csv_module() == formats.encode_part(formats.CSV, labels)
+out["encode_join_ms"] = best(lambda: formats.encode_part(formats.CSV, labels), 50)
+out["encode_csv_module_ms"] = best(csv_module, 50)
+print(json.dumps(out))
 """
 
 # Run inside a container's network namespace: when its port first accepts, and first answers /ping 200.
@@ -160,6 +282,9 @@ class Stack:
     memory: dict = field(default_factory=dict)
     load_log: str = ""
     overload: Overload | None = None
+    workers: list[dict] = field(default_factory=list)  # the generated server with 1, 2, 3... workers
+    in_process: dict = field(default_factory=dict)  # IN_PROCESS's figures
+    untrimmed_bytes: int | None = None  # the image built without slim-python-env.sh
 
 
 def build_env() -> dict:
@@ -257,6 +382,24 @@ class Container:
         result = subprocess.run(["docker", "logs", self.id], capture_output=True, text=True)
         return result.stdout + result.stderr
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time every process of the container has used so far (its cgroup's count)."""
+        v1 = Path("/sys/fs/cgroup/cpuacct/docker") / self.id / "cpuacct.usage"
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{self.id}.scope/cpu.stat")
+        try:
+            if v1.is_file():
+                return int(v1.read_text()) / 1e9
+            if v2.is_file():
+                return int(dict(line.split() for line in v2.read_text().splitlines())["usage_usec"]) / 1e6
+        except (OSError, ValueError, KeyError):
+            pass
+        return None
+
+    def stop(self, seconds: int = 30) -> str:
+        """SIGTERM, as SageMaker stops a container; its logs once it has exited."""
+        subprocess.run(["docker", "stop", "-t", str(seconds), self.id], capture_output=True, timeout=seconds + 30)
+        return self.logs()
+
     def close(self) -> None:
         if self.memory is not None:
             self.memory.stop()
@@ -349,6 +492,8 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_us_per_request: float | None = None  # the server container's CPU time (wrk runs outside its cgroup)
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -369,7 +514,8 @@ def parse_wrk(output: str) -> WrkResult:
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if socket_errors:
         errors += sum(int(value) for value in socket_errors.groups())
-    return WrkResult(float(rate.group(1)), latency("50"), latency("99"), errors)
+    count = re.search(r"(\d+) requests in", output)
+    return WrkResult(float(rate.group(1)), latency("50"), latency("99"), errors, int(count.group(1)) if count else 0)
 
 
 def wrk_script(workdir: Path, name: str, body: bytes) -> Path:
@@ -390,11 +536,16 @@ def run_wrk(container: Container, path: str, script: Path, connections: int, dur
     threads = str(min(connections, os.cpu_count() or 1))
     options = ["-t", threads, "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s", "--latency"]
     options += ["-s", str(script)]
+    cpu_before = container.cpu_seconds()
     if path == "direct":
         output = container.in_namespace("wrk", *options, f"http://127.0.0.1:{PORT}/invocations", timeout=duration + 60)
     else:
         output = run("wrk", *options, f"http://127.0.0.1:{container.published}/invocations", timeout=duration + 60)
-    return parse_wrk(output)
+    cpu_after = container.cpu_seconds()
+    result = parse_wrk(output)
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        result.cpu_us_per_request = (cpu_after - cpu_before) / result.requests * 1e6
+    return result
 
 
 def post(port: int, body: bytes) -> tuple[int, bytes]:
@@ -419,6 +570,85 @@ def wait_healthy(container: Container, timeout: float = 120) -> None:
             pass
         time.sleep(0.05)
     raise BenchmarkError(f"{container.name}: /ping not 200 within {timeout} s:\n{container.logs()[-2000:]}")
+
+
+def noop_container(generated: Stack, model_dir: Path, workdir: Path, name: str) -> Container:
+    """The generated image serving NOOP_SERVER: its own server and settings, only the app replaced."""
+    script = workdir / "noop_server.py"
+    script.write_text(NOOP_SERVER)
+    container = Container(
+        generated.image, model_dir, name, [NOOP_MOUNT], entrypoint=generated.python,
+        options=["-v", f"{script}:{NOOP_MOUNT}:ro"],
+    )  # fmt: skip
+    wait_healthy(container)
+    status, answer = post(container.published, b"1,2,3,4")
+    if status != 200 or answer != b"0\n":
+        raise BenchmarkError(f"the no-op app answered {status} {answer[:200]!r}:\n{container.logs()[-2000:]}")
+    if "serving on port" not in container.logs():
+        raise BenchmarkError(f"the no-op app did not start the generated server:\n{container.logs()[-2000:]}")
+    return container
+
+
+BATCHING_LINE = re.compile(r"worker \d+: (\d+) requests answered in (\d+) predict\(\) calls")
+
+
+def workers_sweep(generated: Stack, model_dir: Path, args, one: Path, many: Path, tag: str) -> list[dict]:
+    """The generated server with each worker count: single-row and many-row throughput (wrk from
+    inside the container, one run each in a fresh container), server CPU per request, and how many
+    single-row requests each predict() call answered (the line each worker logs when it stops)."""
+    results = []
+    for count in args.workers:
+        entry: dict = {"workers": count}
+        for payload, script in (("one", one), ("many", many)):
+            name = f"sagemaker-bench-workers-{count}-{payload}-{tag}"
+            container = Container(
+                generated.image, model_dir, name, ["serve"], options=[f"--env=MODEL_SERVER_WORKERS={count}"]
+            )
+            try:
+                wait_healthy(container)
+                result = run_wrk(container, "direct", script, args.connections, args.duration)
+                logs = container.stop()
+            finally:
+                container.close()
+            counts = [(int(a), int(b)) for a, b in BATCHING_LINE.findall(logs)]
+            entry[payload] = result
+            entry[f"{payload}_per_call"] = (
+                sum(a for a, _ in counts) / max(1, sum(b for _, b in counts)) if counts else None
+            )
+            entry[f"{payload}_answered"] = sum(a for a, _ in counts)
+            log(
+                f"{count} worker(s), {payload:4}: {result.requests_per_second:8.0f} req/s, "
+                f"{entry[f'{payload}_per_call'] or 0:.1f} requests per predict() call"
+            )
+        results.append(entry)
+    return results
+
+
+def in_process(generated: Stack, model_dir: Path, payload: Path, starts: int) -> dict:
+    output = docker(
+        "run", "--rm", "--network", "none", "--entrypoint", generated.python,
+        "-v", f"{model_dir}:/opt/ml/model:ro", "-v", f"{payload}:/bench/payload.csv:ro",
+        generated.image, "-c", IN_PROCESS, str(max(5, starts)), "/bench/payload.csv", timeout=900,
+    )  # fmt: skip
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def untrimmed_image_size(project: Path, tag: str) -> int:
+    """The generated image built from the same Dockerfile without slim-python-env.sh (see issue 6)."""
+    dockerfile = (project / "Dockerfile").read_text()
+    untrimmed = "\n".join(line for line in dockerfile.splitlines() if "slim-python-env.sh" not in line)
+    if untrimmed == dockerfile.rstrip("\n"):
+        raise BenchmarkError("the generated Dockerfile no longer runs slim-python-env.sh; update untrimmed_image_size")
+    path = project / "Dockerfile.untrimmed"
+    path.write_text(untrimmed + "\n")
+    image = f"sagemaker-bench-untrimmed:{tag}"
+    log(f"building {image} (the generated image without its trim step)")
+    try:
+        docker("build", "--platform", "linux/amd64", "-f", str(path), "-t", image, str(project), env=build_env(),
+               timeout=3600)  # fmt: skip
+        return image_size(image)
+    finally:
+        subprocess.run(["docker", "image", "rm", image], capture_output=True)
 
 
 # --- overload ------------------------------------------------------------------------------------
@@ -608,7 +838,9 @@ def figure(values: list[float], digits: int) -> str:
     return f"{median(values):.{digits}f} {spread(values):>4}"
 
 
-def report(args, generated: Stack, classic: Stack, base_size: int, before: str, after: str, started: str) -> int:
+def report(
+    args, generated: Stack, classic: Stack, noop: Stack, base_size: int, before: str, after: str, started: str
+) -> int:
     out = Report()
     engine = docker("version", "-f", "{{.Server.Version}}").strip()
     out.say()
@@ -673,6 +905,24 @@ def report(args, generated: Stack, classic: Stack, base_size: int, before: str, 
         )
         p99_many = {name: [r.p99_ms for r in results] for name, results in many.items()}
         out.row(f"{args.rows}-row p99 latency, ms", figure(p99_many["generated"], 1), figure(p99_many["classic"], 1))
+        for payload, title in (("one", "single-row"), ("many", f"{args.rows}-row")):
+            cpu = {
+                stack.name: [r.cpu_us_per_request for r in stack.loads[(payload, path)] if r.cpu_us_per_request]
+                for stack in (generated, classic)
+            }
+            if all(cpu.values()):
+                out.row(f"server CPU per {title} request, us", figure(cpu["generated"], 0), figure(cpu["classic"], 0))
+        if headline:
+            ceiling = rates(noop.loads[("one", path)])
+            out.row("no-op app on the generated stack, requests/s", figure(ceiling, 0), "")
+            noop_cpu = [r.cpu_us_per_request for r in noop.loads[("one", path)] if r.cpu_us_per_request]
+            if noop_cpu:
+                out.row("  its server CPU per request, us", figure(noop_cpu, 0), "")
+            out.row(
+                "single-row requests/s, fraction of that",
+                f"{median(rates(one['generated'])) / median(ceiling):.2f}     ",
+                "",
+            )
         errors = {name: sum(r.errors for r in one[name] + many[name]) for name in one}
         out.row("errors (non-2xx, socket errors)", f"{errors['generated']}     ", f"{errors['classic']}     ")
         if errors["generated"]:
@@ -725,6 +975,14 @@ def report(args, generated: Stack, classic: Stack, base_size: int, before: str, 
         f"{fraction:.2f}x",
         out.check("image layers", fraction, fraction <= TARGET_IMAGE_FRACTION, target),
     )
+    if generated.untrimmed_bytes:
+        untrimmed = generated.untrimmed_bytes - base_size
+        out.row(
+            "  generated without its trim step, MB",
+            f"{untrimmed / 1e6:.1f}     ",
+            "",
+            f"-{(generated.untrimmed_bytes - generated.size_bytes) / 1e6:.0f} MB",
+        )
     for key, title in (
         ("working_set", "peak memory serving, MiB (as docker stats)"),
         ("cgroup_peak", "peak memory, cgroup's (with page cache), MiB"),
@@ -732,6 +990,8 @@ def report(args, generated: Stack, classic: Stack, base_size: int, before: str, 
         out.row(title, *(f"{mib(stack.memory.get(key))}     " for stack in (generated, classic)))
     out.say()
 
+    report_workers(out, args, generated)
+    report_in_process(out, generated)
     report_overload(out, args, generated, classic)
     out.say()
     if out.missed:
@@ -740,6 +1000,56 @@ def report(args, generated: Stack, classic: Stack, base_size: int, before: str, 
         out.say("Targets: all met." + (" (overload not run: --no-overload)" if args.no_overload else ""))
     print("\n".join(out.lines), flush=True)
     return 1 if out.missed else 0
+
+
+def report_workers(out: Report, args, generated: Stack) -> None:
+    if not generated.workers:
+        return
+    out.say(
+        f"Workers: the generated server with MODEL_SERVER_WORKERS=N, one {args.duration} s wrk run per figure from "
+        "inside the container"
+    )
+    out.say(
+        f"  {'workers':>9}{'single-row req/s':>18}{'CPU us/req':>12}{'requests per predict()':>24}"
+        f"{f'{args.rows}-row req/s':>18}{'CPU us/req':>12}"
+    )
+    for entry in generated.workers:
+        per_call = entry["one_per_call"]
+        out.say(
+            f"  {entry['workers']:>9}{entry['one'].requests_per_second:>18,.0f}"
+            f"{entry['one'].cpu_us_per_request or 0:>12.0f}{'-' if per_call is None else f'{per_call:.1f}':>24}"
+            f"{entry['many'].requests_per_second:>18,.0f}{entry['many'].cpu_us_per_request or 0:>12.0f}"
+        )
+    out.say("  (requests per predict() call: what the workers log when they stop, over the single-row run)")
+    out.say()
+
+
+def report_in_process(out: Report, generated: Stack) -> None:
+    figures = generated.in_process
+    if not figures:
+        return
+    loads = figures["import_and_load_ms"]
+    out.say(
+        f"In-process, inside the generated image (python -c; best of 50 runs; loads: median of {figures['starts']})"
+    )
+    out.say(
+        f"  import the server and load the model, fresh process: {loads['gc_off']:.0f} ms with the garbage collector "
+        f"off (as serve runs), {loads['gc_on']:.0f} ms with it on"
+    )
+    out.say(
+        f"  {figures['slice_kb']:.0f} KB of CSV (one slice): numpy from a stream {figures['slice_stream_ms']:.2f} ms "
+        f"(the server's decode {figures['slice_server_ms']:.2f} ms), from a list of lines "
+        f"{figures['slice_lines_ms']:.2f} ms"
+    )
+    out.say(
+        f"  {figures['records']} CSV records: decoded in {figures['decode_ms']:.2f} ms; the empty-field search, "
+        f"were it run on every body, {figures['empty_field_search_ms']:.2f} ms"
+    )
+    out.say(
+        f"  {figures['records']} labels encoded as CSV: joined {figures['encode_join_ms']:.3f} ms, through the csv "
+        f"module {figures['encode_csv_module_ms']:.3f} ms"
+    )
+    out.say()
 
 
 def report_overload(out: Report, args, generated: Stack, classic: Stack) -> None:
@@ -815,6 +1125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1000, help="records in the many-row payload (default 1000)")
     parser.add_argument("--keep-images", action="store_true", help="keep the two images afterwards")
     parser.add_argument(
+        "--workers",
+        default="1,2,3",
+        help="worker counts the generated server is loaded with, one wrk run each (default 1,2,3; '' skips)",
+    )
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process figures (import, codecs)")
+    parser.add_argument("--no-untrimmed", action="store_true", help="skip building the image without its trim step")
+    parser.add_argument(
         "--no-overload",
         action="store_true",
         help=f"skip the overload scenario ({OVERLOAD_BODY_BYTES / 1e6:g} MB bodies at once, memory {OVERLOAD_MEMORY})",
@@ -823,6 +1140,12 @@ def main(argv: list[str] | None = None) -> int:
         "--overload-requests", type=int, default=100, help="concurrent requests in the overload scenario (default 100)"
     )
     args = parser.parse_args(argv)
+    try:
+        args.workers = [int(count) for count in args.workers.split(",") if count.strip()]
+    except ValueError:
+        parser.error(f"--workers {args.workers!r}: give worker counts such as 1,2,3")
+    if not all(1 <= count <= 16 for count in args.workers):
+        parser.error("bounded runs only: --workers counts 1..16")
     if not (1 <= args.duration <= 120 and 1 <= args.connections <= 256 and 1 <= args.repeat <= 10):
         parser.error("bounded runs only: --duration 1..120, --connections 1..256, --repeat 1..10")
     if not (1 <= args.startups <= 30 and 1 <= args.rows <= 100_000 and 1 <= args.overload_requests <= 200):
@@ -855,7 +1178,7 @@ def main(argv: list[str] | None = None) -> int:
             one = wrk_script(workdir, "one", rows[0].encode())
             many = wrk_script(workdir, "many", "".join(rows[i % len(rows)] + "\n" for i in range(args.rows)).encode())
 
-            log("starting both servers")
+            log("starting both servers, and the generated one with a no-op app (the stack's ceiling)")
             servers = {}
             for stack in stacks:
                 container = Container(stack.image, model_dir, f"sagemaker-bench-{stack.name}-{tag}", ["serve"])
@@ -863,6 +1186,9 @@ def main(argv: list[str] | None = None) -> int:
                 containers.append(container)
                 servers[stack.name] = container
                 wait_healthy(container)
+            noop = Stack(name="no-op", image=generated.image, python=generated.python, load_model="")
+            servers[noop.name] = noop_container(generated, model_dir, workdir, f"sagemaker-bench-noop-{tag}")
+            containers.append(servers[noop.name])
             answers = {
                 name: (post(c.published, rows[0].encode()), post(c.published, many.with_suffix(".csv").read_bytes()))
                 for name, c in servers.items()
@@ -875,11 +1201,13 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in ("direct", "proxy"):
                 for payload, script in (("one", one), ("many", many)):
-                    for stack in stacks:  # warm-up, not counted
+                    # The ceiling matters for single rows, measured the headline way.
+                    loaded = stacks + ([noop] if (path, payload) == ("direct", "one") else [])
+                    for stack in loaded:  # warm-up, not counted
                         run_wrk(servers[stack.name], path, script, args.connections, 2)
                     for attempt in range(args.repeat):
                         # Alternate the stacks so that noise from elsewhere on the machine hits both.
-                        for stack in stacks:
+                        for stack in loaded:
                             result = run_wrk(servers[stack.name], path, script, args.connections, args.duration)
                             stack.loads.setdefault((payload, path), []).append(result)
                             log(
@@ -896,6 +1224,16 @@ def main(argv: list[str] | None = None) -> int:
                 stack.load_log = container.logs()
                 container.close()
                 containers.remove(container)
+            servers[noop.name].close()
+            containers.remove(servers[noop.name])
+
+            if args.workers:
+                generated.workers = workers_sweep(generated, model_dir, args, one, many, tag)
+            if not args.no_in_process:
+                log("in-process figures inside the generated image")
+                generated.in_process = in_process(generated, model_dir, many.with_suffix(".csv"), args.startups)
+            if not args.no_untrimmed:
+                generated.untrimmed_bytes = untrimmed_image_size(project, tag)
 
             if not args.no_overload:
                 body, records = overload_body(rows)
@@ -912,7 +1250,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"killed, {result.seconds:.1f} s"
                     )
             after = load_average()
-            return report(args, generated, classic, base_size, before, after, started)
+            return report(args, generated, classic, noop, base_size, before, after, started)
     except BenchmarkError as error:
         print(f"benchmark: {error}", file=sys.stderr)
         return 2
