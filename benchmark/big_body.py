@@ -347,7 +347,11 @@ def report(args, results: list[Result], body_bytes: int, row_count: int, started
             total = sum(steps.values()) * scale
             parts = ", ".join(f"{step} {seconds(value * scale)} s" for step, value in steps.items())
             say(f"  {r.stack}: {parts}; together {seconds(total)} s ({megabytes / total:.0f} MB/s)")
-        say("  (the request also receives the body over HTTP and sends the answer: the figures above)")
+            if answered(r):
+                rest = r.outcome["seconds"] - total
+                say(f"    the request took {seconds(r.outcome['seconds'])} s: {seconds(rest)} s besides these steps")
+        say("  (besides them: receiving the body over HTTP, the server's own work between the steps, and")
+        say("  sending the answer; the classic stack's nginx also buffers the body and the answer to disk)")
         say("")
     generated = results[0]
     if generated.outcome.get("status") == 200 and generated.outcome.get("lines") == row_count:
