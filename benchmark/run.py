@@ -1231,7 +1231,10 @@ def main(argv: list[str] | None = None) -> int:
                 generated.workers = workers_sweep(generated, model_dir, args, one, many, tag)
             if not args.no_in_process:
                 log("in-process figures inside the generated image")
-                generated.in_process = in_process(generated, model_dir, many.with_suffix(".csv"), args.startups)
+                try:
+                    generated.in_process = in_process(generated, model_dir, many.with_suffix(".csv"), args.startups)
+                except (BenchmarkError, ValueError) as error:  # the other figures stand without these
+                    log(f"the in-process figures failed, left out: {error}")
             if not args.no_untrimmed:
                 generated.untrimmed_bytes = untrimmed_image_size(project, tag)
 
