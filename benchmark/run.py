@@ -988,7 +988,7 @@ def report(
             "  generated without its trim step, MB",
             f"{untrimmed / 1e6:.1f}     ",
             "",
-            f"-{(generated.untrimmed_bytes - generated.size_bytes) / 1e6:.0f} MB",
+            f"+{(generated.untrimmed_bytes - generated.size_bytes) / 1e6:.0f} MB",
         )
     for key, title in (
         ("working_set", "peak memory serving, MiB (as docker stats)"),
