@@ -58,6 +58,9 @@ BUILDS = [
     # here, so it runs its whole contract suite on the CPU fallback, which it must announce.
     {"base_os": "debian-12", "product": "model", "framework": "onnx", "accelerator": "gpu"},
 ]
+# The long load, fault and memory-pressure tests of the server (marker `heavy`) exercise code that is
+# the same for every framework and OS: they run on the default algorithm only, the rest leave them out.
+HEAVY_ON = BUILDS[0]
 
 
 @pytest.mark.parametrize("answers", BUILDS, ids=lambda a: "-".join(a.values()))
@@ -67,7 +70,8 @@ def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engi
     # A tag of this run's own, so parallel runs on one Docker engine never share an image.
     tag = f"test-{os.getpid()}"
     try:
-        result = make(project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag)
+        selection = {} if answers == HEAVY_ON else {"CONTAINER_TESTS": "container and not heavy"}
+        result = make(project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag, **selection)
         if answers in LISTED:
             listed = make(project, "test-listing", venv=project_venv, timeout=1800, IMAGE_TAG=tag)
             print(listed.stdout.strip().splitlines()[-1])
@@ -79,6 +83,8 @@ def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engi
     summary = result.stdout.strip().splitlines()[-1]
     print(f"{name}: {summary}")
     assert " passed" in summary and "skipped" not in summary, result.stdout[-3000:]
+    # Only the builds told to leave the heavy tests out deselect anything.
+    assert ("deselected" in summary) == (answers != HEAVY_ON), summary
     # test-container ran check-os first: a private project on Debian gets a warning, not a failure.
     version = answers["base_os"].split("-")[1]
     assert f"check-os: WARNING: the image runs Debian GNU/Linux {version} " in result.stdout + result.stderr
