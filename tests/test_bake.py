@@ -90,6 +90,7 @@ CONTRACT_TESTS = [
 TOOLS_TESTS = [
     "__init__.py",
     "publishing_support.py",
+    "registry_support.py",
     "test_listing.py",
     "test_lock.py",
     "test_model_archive.py",
@@ -471,7 +472,11 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     # Nothing by default; each job names what it needs, and only publish may ask GitHub for an OIDC token.
     assert workflow["permissions"] == {}
     assert {name: job["permissions"].get("contents") for name, job in jobs.items()} == dict.fromkeys(jobs, "read")
-    assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
+    test_runs = [step.get("run") for step in jobs["test"]["steps"]]
+    assert "make publish DRY_RUN=1" in test_runs
+    # The push tests check media types against a real registry: CI gives the unit tests one too.
+    assert "make lint test TEST_REGISTRY=localhost:5000" in test_runs
+    assert jobs["test"]["services"]["registry"] == jobs["container"]["services"]["registry"]
     container_runs = [step.get("run") for step in jobs["container"]["steps"]]
     assert "make test-container TEST_REGISTRY=localhost:5000" in container_runs
 

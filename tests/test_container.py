@@ -142,12 +142,13 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
-def registry_digest(registry: str, repository: str, tag: str) -> str:
+def registry_manifest(registry: str, repository: str, tag: str) -> tuple[str, str]:
+    """The media type (Content-Type) and digest the registry gives the tag to a client that accepts any."""
     request = urllib.request.Request(
         f"http://{registry}/v2/{repository}/manifests/{tag}", method="HEAD", headers={"Accept": MANIFEST_TYPES}
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
-        return answer.headers["Docker-Content-Digest"]
+        return answer.headers["Content-Type"], answer.headers["Docker-Content-Digest"]
 
 
 def test_make_push_sends_the_image_to_a_real_registry(cookies, project_venv, docker_engine, local_registry):
@@ -158,7 +159,10 @@ def test_make_push_sends_the_image_to_a_real_registry(cookies, project_venv, doc
         make(project, "push", venv=project_venv, timeout=3600, IMAGE_TAG=f"test-{os.getpid()}", REGISTRY=local_registry)
         record = json.loads((project / "build" / "pushed-image.json").read_text())
         assert record["uri"] == remote
-        assert record["digest"] == registry_digest(local_registry, "push-check", "0.1.0")
+        media_type, digest = registry_manifest(local_registry, "push-check", "0.1.0")
+        assert record["digest"] == digest
+        # SageMaker runs only Docker's image manifest, never OCI's (make push checked it too).
+        assert media_type == "application/vnd.docker.distribution.manifest.v2+json"
 
         # Tags are immutable: the same version and commit is refused, and nothing is pushed.
         again = subprocess.run(
