@@ -19,7 +19,7 @@ import pytest
 
 from sagemaker_contract.project import PRODUCT
 
-from ..host_tools.registry_support import registry
+from host_tools.registry_support import registry
 
 DOCKER = os.environ.get("DOCKER", "docker")
 PROJECT = Path(__file__).resolve().parents[2]
