@@ -160,6 +160,56 @@ def test_build_passes_base_image_and_platform(cookies):
     assert "--platform linux/amd64" in dry_run and "--build-arg BASE_IMAGE=mirror.example/debian:12-slim" in dry_run
 
 
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$FAKE_DOCKER_LOG"
+[ "$1" = buildx ] && exit "$FAKE_BUILDX_EXIT"
+exit 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("buildx", "docker_buildkit", "buildkit"),
+    [(True, None, True), (True, "1", True), (True, "0", False), (True, "false", False), (False, None, False)],
+    ids=["buildx", "buildx-DOCKER_BUILDKIT=1", "buildx-DOCKER_BUILDKIT=0", "buildx-DOCKER_BUILDKIT=false", "no-buildx"],
+)
+def test_build_asks_buildkit_for_docker_media_types_and_no_attestations(
+    cookies, tmp_path, buildx, docker_buildkit, buildkit
+):
+    """SageMaker refuses OCI manifests and indexes: under BuildKit (buildx present, not turned off)
+    both builds ask for Docker's media types and no provenance or SBOM; the legacy builder, which
+    knows none of these flags, gets none (a fake docker on PATH answers `buildx version`)."""
+    project = bake(cookies, project_name="Media Types")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    log = tmp_path / "docker.log"
+    environ = {key: value for key, value in os.environ.items() if key != "DOCKER_BUILDKIT"}
+    environ.update(
+        PATH=f"{bin_dir}:{environ['PATH']}", FAKE_DOCKER_LOG=str(log), FAKE_BUILDX_EXIT="0" if buildx else "1"
+    )
+    if docker_buildkit is not None:
+        environ["DOCKER_BUILDKIT"] = docker_buildkit
+    dry_run = subprocess.run(
+        ["make", "-n", "build", "BAKE_MODEL=build/model.tar.gz"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    assert dry_run.returncode == 0, dry_run.stderr
+    builds = [line for line in dry_run.stdout.splitlines() if "docker build " in line]
+    assert len(builds) == 2, dry_run.stdout  # the image, then the layer with the baked model
+    flags = "--provenance=false --sbom=false --output type=docker,oci-mediatypes=false"
+    for line in builds:
+        if buildkit:
+            assert flags in line, line
+        else:
+            assert "--provenance" not in line and "--sbom" not in line and "--output" not in line, line
+    asked = log.read_text().splitlines() if log.exists() else []
+    assert ("buildx version" in asked) == (docker_buildkit not in ("0", "false")), asked
+
+
 def test_readme_generate_command_works_on_a_fresh_venv(tmp_path):
     """The README's first quickstart command (cruft), with this checkout in place of the template's URL:
     cruft clones the checkout's HEAD commit, so uncommitted template changes are not in this bake."""
