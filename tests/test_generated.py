@@ -131,7 +131,6 @@ def test_publish_dry_run_needs_no_image_credentials_or_network(
     assert "Placeholders in these files" in result.stdout
 
 
-
 RELEASE_CHECK = """
 import json, sys
 import botocore.session
@@ -171,6 +170,7 @@ def test_release_dry_run_follows_publishs_dry_run(cookies, project_venv, tmp_pat
     assert details[arn] == f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{name.lower()}"
     notes = change["DetailsDocument"]["Version"]
     assert notes["VersionTitle"] == "0.1.0" and notes["ReleaseNotes"].strip()
+
 
 def test_make_help_lists_the_entry_points(cookies):
     project = bake(cookies)
