@@ -38,6 +38,8 @@ from typing import Any, Callable, TextIO
 
 import botocore
 
+from sagemaker_contract.settings import REALTIME_PAYLOAD_MB
+
 from ..progress import waiting
 from . import PublishError
 from .aws import Clients, aws_errors
@@ -240,7 +242,7 @@ def plan_release(
             raise PublishError(
                 "no access role: set MARKETPLACE_ACCESS_ROLE_ARN (or [tool.sagemaker] access_role_arn) to the role "
                 f"AWS Marketplace assumes to read the resource, e.g. arn:aws:iam::{account}:role/"
-                "AwsMarketplaceSageMakerIngestion (README: Releasing)"
+                "AwsMarketplaceSageMakerIngestion (README: Release)"
             )
         role = f"arn:aws:iam::{account}:role/PLACEHOLDER-AwsMarketplaceSageMakerIngestion"
         placeholders.append(f"AccessRoleArn {role}: set MARKETPLACE_ACCESS_ROLE_ARN (or access_role_arn)")
@@ -266,7 +268,10 @@ def plan_release(
             "Records as rows of numbers without the label column, one or many per request; the usage instructions "
             "list each content type's form."
         ),
-        input_limitations="Real-time requests up to 6 MB; batch transform splits the input by line.",
+        input_limitations=(
+            f"Real-time requests up to {REALTIME_PAYLOAD_MB} MB; batch transform splits the input by line "
+            "(SplitType=Line)."
+        ),
         sample_input=kit.sample_input,
         output_description="One prediction per record, in the order of the records, in the type Accept asks for.",
         sample_output=kit.sample_output,
