@@ -184,6 +184,7 @@ def test_make_help_lists_the_entry_points(cookies):
         "check-os",
         "push",
         "publish",
+        "release",
         "clean",
     ):
         assert f"  {target} " in listing, f"make help does not list {target}:\n{listing}"
