@@ -479,7 +479,8 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     # Nothing by default; each job names what it needs, and only publish may ask GitHub for an OIDC token.
     assert workflow["permissions"] == {}
     assert {name: job["permissions"].get("contents") for name, job in jobs.items()} == dict.fromkeys(jobs, "read")
-    assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
+    test_runs = [step.get("run") for step in jobs["test"]["steps"]]
+    assert test_runs[-2:] == ["make publish DRY_RUN=1", "make release DRY_RUN=1"]  # the release reads the publish's
     container_runs = [step.get("run") for step in jobs["container"]["steps"]]
     assert "make test-container TEST_REGISTRY=localhost:5000" in container_runs
 

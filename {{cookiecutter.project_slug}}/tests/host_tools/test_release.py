@@ -297,6 +297,19 @@ def test_the_dry_run_reads_publishs_dry_run_and_writes_a_valid_change_set(tmp_pa
     assert any("make publish DRY_RUN=1's request" in line for line in said)
 
 
+def test_the_dry_run_names_a_placeholder_product_when_none_is_set(tmp_path):
+    project = copy_project(tmp_path)
+    (project / "RELEASE_NOTES.md").write_text("## 0.1.0\n\nFirst release.\n")
+    settings = settings_for(project)
+    publish_dry_run(settings, say=lambda line: None, user=ALGORITHM)
+    said = []
+    (written,) = dry_run(settings, say=said.append)
+    assert json.loads(written.read_text())["ChangeSet"][0]["Entity"]["Identifier"] == "prod-PLACEHOLDER"
+    assert "  product prod-PLACEHOLDER: set PRODUCT_ID=prod-... or [tool.sagemaker] product_id" in said
+    with pytest.raises(PublishError, match="no product: set PRODUCT_ID=prod-"):
+        release(settings, clients=stubbed("marketplace-catalog")[0])
+
+
 def test_the_dry_run_needs_a_publish_or_its_dry_run(tmp_path):
     project = copy_project(tmp_path)
     (project / "RELEASE_NOTES.md").write_text("## 0.1.0\n\nFirst release.\n")

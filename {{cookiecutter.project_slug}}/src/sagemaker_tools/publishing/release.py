@@ -2,6 +2,7 @@
 
     make release PRODUCT_ID=prod-...              validate, then apply, the change set; wait for it
     make release PRODUCT_ID=prod-... DRY_RUN=1    write it under build/release/ and check it; no AWS
+                                                  (without a product: a placeholder one)
     make release PRODUCT_ID=prod-... RESTRICT=0.1.0   restrict an older version instead
 
 What goes into the version (changesets.py builds the requests):
@@ -68,6 +69,7 @@ POLL_SECONDS = 30
 MAX_WAIT_SECONDS = 6 * 3600  # "a few minutes to several hours" (AWS Marketplace API Reference)
 PLACEHOLDER_ACCOUNT = "123456789012"
 PLACEHOLDER_OFFER = "offer-PLACEHOLDER"
+PLACEHOLDER_PRODUCT = "prod-PLACEHOLDER"
 PRICE = re.compile(r"^((100000000(\.0{0,8})?)|(\d{1,8}(\.\d{0,8})?))$")
 PRODUCT_ID = re.compile(r"^[\w\-@]+$")
 
@@ -377,11 +379,16 @@ def dry_run(
     restrict: str | None = None,
     say: Callable[[str], None] = print,
 ) -> list[Path]:
-    chosen = _product_id(settings, product_id)
+    if product_id or settings.product_id:
+        chosen = _product_id(settings, product_id)
+    else:  # like publish's dry run, rehearse before the product exists
+        chosen = PLACEHOLDER_PRODUCT
     if restrict:
         plan = plan_restriction(settings, chosen, restrict, None)
     else:
         plan = plan_release(settings, chosen, dry_run=True)
+    if chosen == PLACEHOLDER_PRODUCT:
+        plan.placeholders.insert(0, f"product {chosen}: set PRODUCT_ID=prod-... or [tool.sagemaker] product_id")
     written = write_dry_run(settings, plan)
     kinds = " + ".join(change["ChangeType"] for change in plan.request["ChangeSet"])
     say(
