@@ -320,9 +320,32 @@ def test_the_dry_run_needs_a_publish_or_its_dry_run(tmp_path):
 
 
 def test_the_release_notes_are_the_versions_own_section(settings):
-    (settings.project_dir / "RELEASE_NOTES.md").write_text("## 0.0.9\n\nOld.\n")
+    notes = settings.project_dir / "RELEASE_NOTES.md"
+    notes.write_text("## 0.1.1\n\nNot this.\n\n## v0.1.0 (2026-12-04)\n\n- Faster.\n- Smaller.\n\n## 0.0.9\n\nOld.\n")
+    request = plan_release(settings, PRODUCT, dry_run=True).request
+    assert request["ChangeSet"][0]["DetailsDocument"]["Version"]["ReleaseNotes"] == "- Faster.\n- Smaller."
+    notes.write_text("## 0.0.9\n\nOld.\n")
     with pytest.raises(PublishError, match=r"RELEASE_NOTES.md has no notes under '## 0.1.0': add that section"):
         plan_release(settings, PRODUCT, dry_run=True)
+
+
+def test_a_real_release_needs_the_record_of_this_versions_publish(settings):
+    write_published(settings, PublishedResource("algorithm", ARN, "0.0.9", "us-east-1", TYPES))
+    with pytest.raises(PublishError) as caught:
+        plan_release(settings, PRODUCT, dry_run=False, existing_types=TYPES, first_version=False)
+    assert caught.value.lines == [
+        "nothing to release: build/published.json is version 0.0.9 in us-east-1, not 0.1.0 in us-east-1; "
+        "make publish first (it records what it created)"
+    ]
+
+
+def test_a_model_package_group_version_cannot_be_released(tmp_path):
+    project = copy_project(tmp_path, model_package_group="my-models", marketplace=False)
+    (project / "RELEASE_NOTES.md").write_text("## 0.1.0\n\nFirst release.\n")
+    settings = settings_for(project, product="model")
+    publish_dry_run(settings, say=lambda line: None, user=model_package_module())
+    with pytest.raises(PublishError, match="AWS Marketplace lists unversioned model packages only"):
+        dry_run(settings, PRODUCT, say=lambda line: None)
 
 
 def valid_request(settings):

@@ -95,7 +95,8 @@ def release_notes(project_dir: Path, version: str) -> str:
     sections = re.split(r"(?m)^## +", text)
     for section in sections[1:]:
         heading, _, body = section.partition("\n")
-        if heading.strip().lstrip("v") == version:
+        words = heading.split()  # "## 0.2.0", "## v0.2.0" or "## 0.2.0 (2026-01-31)"
+        if words and words[0].lstrip("v") == version:
             notes = body.strip()
             if notes:
                 return notes
