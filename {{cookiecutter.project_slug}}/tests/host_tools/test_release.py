@@ -297,6 +297,21 @@ def test_the_dry_run_reads_publishs_dry_run_and_writes_a_valid_change_set(tmp_pa
     assert any("make publish DRY_RUN=1's request" in line for line in said)
 
 
+def test_a_restriction_dry_runs_with_a_placeholder_delivery_option(settings):
+    said = []
+    (written,) = dry_run(settings, PRODUCT, restrict="0.0.9", say=said.append)
+    request = json.loads(written.read_text())
+    assert request["ChangeSet"] == [
+        {
+            "ChangeType": "RestrictDeliveryOptions",
+            "Entity": {"Type": "MachineLearningProduct@1.0", "Identifier": PRODUCT},
+            "DetailsDocument": {"DeliveryOptionIds": ["PLACEHOLDER-0.0.9"]},
+        }
+    ]
+    assert change_set_problems(request, "algorithm", {}) == []
+    assert "  delivery option PLACEHOLDER-0.0.9: a real run looks up version 0.0.9's id (DescribeEntity)" in said
+
+
 def test_the_dry_run_names_a_placeholder_product_when_none_is_set(tmp_path):
     project = copy_project(tmp_path)
     (project / "RELEASE_NOTES.md").write_text("## 0.1.0\n\nFirst release.\n")
