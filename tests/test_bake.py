@@ -53,6 +53,7 @@ TOOLS = [
     "listing.py",
     "model_archive.py",
     "os_check.py",
+    "progress.py",
     "readme_tables.py",
     "sbom.py",
     *(
@@ -60,11 +61,15 @@ TOOLS = [
         for name in (
             "__init__.py",
             "aws.py",
+            "catalog-details.schema.json",
+            "changesets.py",
             "cli.py",
             "config.py",
             "images.py",
             "publish.py",
+            "published.py",
             "push.py",
+            "release.py",
             "sample_data.py",
             "service_model.py",
             "specifications.py",
@@ -94,10 +99,12 @@ TOOLS_TESTS = [
     "test_listing.py",
     "test_lock.py",
     "test_model_archive.py",
+    "test_progress.py",
     "test_publishing_publish.py",
     "test_publishing_push.py",
     "test_publishing_requests.py",
     "test_readme_tables.py",
+    "test_release.py",
     "test_sbom.py",
 ]
 CONTAINER_TESTS = [
@@ -131,6 +138,7 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
         "Dockerfile",
         "Makefile",
         "README.md",
+        "RELEASE_NOTES.md",
         "pyproject.toml",
         "requirements-dev.txt",
         "requirements.in",
@@ -473,7 +481,7 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     assert workflow["permissions"] == {}
     assert {name: job["permissions"].get("contents") for name, job in jobs.items()} == dict.fromkeys(jobs, "read")
     test_runs = [step.get("run") for step in jobs["test"]["steps"]]
-    assert "make publish DRY_RUN=1" in test_runs
+    assert test_runs[-2:] == ["make publish DRY_RUN=1", "make release DRY_RUN=1"]  # the release reads the publish's
     # The push tests check media types against a real registry: CI gives the unit tests one too.
     assert "make lint test TEST_REGISTRY=localhost:5000" in test_runs
     assert jobs["test"]["services"]["registry"] == jobs["container"]["services"]["registry"]

@@ -131,6 +131,47 @@ def test_publish_dry_run_needs_no_image_credentials_or_network(
     assert "Placeholders in these files" in result.stdout
 
 
+RELEASE_CHECK = """
+import json, sys
+import botocore.session
+from botocore.validate import validate_parameters
+model = botocore.session.get_session().get_service_model("marketplace-catalog")
+validate_parameters(json.load(open(sys.argv[1])), model.operation_model("StartChangeSet").input_shape)
+print("valid StartChangeSet")
+"""
+
+
+@pytest.mark.parametrize("product", ["algorithm", "model"])
+def test_release_dry_run_follows_publishs_dry_run(cookies, project_venv, tmp_path, product):
+    """A seller dry-runs both before touching AWS: the release names what the publish would create."""
+    project = bake(cookies, product=product)
+    (project_venv / ".installed").touch()
+    env = without_aws(tmp_path)
+    for target in (["publish", "DRY_RUN=1"], ["release", "DRY_RUN=1", "PRODUCT_ID=prod-abcdefghijklm"]):
+        result = subprocess.run(
+            ["make", *target, f"VENV={project_venv}"], cwd=project, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "  build/release/start-change-set.json" in result.stdout.splitlines()
+    path = project / "build/release/start-change-set.json"
+    checked = run([str(project_venv / "bin" / "python"), "-c", RELEASE_CHECK, str(path)], cwd=project)
+    assert checked.stdout.strip() == "valid StartChangeSet"
+    request = json.loads(path.read_text())
+    (change,) = request["ChangeSet"]
+    assert change["ChangeType"] == "AddDeliveryOptions"
+    assert change["Entity"] == {"Type": "MachineLearningProduct@1.0", "Identifier": "prod-abcdefghijklm"}
+    key, arn, kind = ("SageMakerAlgorithmDeliveryOptionDetails", "SageMakerAlgorithmArn", "algorithm")
+    if product == "model":
+        key, arn, kind = ("SageMakerModelPackageDeliveryOptionDetails", "SageMakerModelPackageArn", "model-package")
+    details = change["DetailsDocument"]["DeliveryOptions"][0]["Details"][key]
+    name = json.loads((project / f"build/publish/create-{kind}.json").read_text())[
+        "AlgorithmName" if product == "algorithm" else "ModelPackageName"
+    ]
+    assert details[arn] == f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{name.lower()}"
+    notes = change["DetailsDocument"]["Version"]
+    assert notes["VersionTitle"] == "0.1.0" and notes["ReleaseNotes"].strip()
+
+
 def test_make_help_lists_the_entry_points(cookies):
     project = bake(cookies)
     listing = run(["make", "help"], cwd=project).stdout
@@ -143,6 +184,7 @@ def test_make_help_lists_the_entry_points(cookies):
         "check-os",
         "push",
         "publish",
+        "release",
         "clean",
     ):
         assert f"  {target} " in listing, f"make help does not list {target}:\n{listing}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -63,9 +64,15 @@ def settings_for(project: Path, product: str = "algorithm", **environ):
     return load_settings(project, environ, product=product)
 
 
+@functools.cache
+def _session() -> botocore.session.Session:
+    """One botocore session for every test: it loads each service's model and endpoint rules once."""
+    return botocore.session.get_session()
+
+
 def stubbed(*services: str) -> tuple[Clients, dict[str, Stubber]]:
     """Clients whose every call must be one a test expects (botocore's Stubber); no network."""
-    session = botocore.session.get_session()
+    session = _session()
     clients, stubbers = {}, {}
     for service in services:
         client = session.create_client(
