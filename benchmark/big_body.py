@@ -403,9 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-classic", action="store_true", help="the generated image only")
     parser.add_argument("--no-phases", action="store_true", help="skip the in-process timing")
     parser.add_argument("--keep-images", action="store_true", help="keep the two images afterwards")
+    parser.add_argument(
+        "--template", type=Path, default=serving.TEMPLATE,
+        help="the template checkout to bake the generated project from (default: this one)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not (0.001 <= args.mb <= 2000 and 10 <= args.timeout <= 3600 and 0.1 <= args.phase_mb <= 2000):
         parser.error("bounded runs only: --mb 0.001..2000, --timeout 10..3600, --phase-mb 0.1..2000")
+    if not (args.template / "cookiecutter.json").is_file():
+        parser.error(f"--template {args.template}: no cookiecutter.json there")
+    serving.TEMPLATE = args.template.resolve()
     for setting in args.generated_env:
         if "=" not in setting:
             parser.error(f"--generated-env {setting!r}: give NAME=VALUE")
