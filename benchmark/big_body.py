@@ -349,7 +349,12 @@ def report(args, results: list[Result], body_bytes: int, row_count: int, started
             say(f"  {r.stack}: {parts}; together {seconds(total)} s ({megabytes / total:.0f} MB/s)")
             if answered(r):
                 rest = r.outcome["seconds"] - total
-                say(f"    the request took {seconds(r.outcome['seconds'])} s: {seconds(rest)} s besides these steps")
+                took = f"    the request took {seconds(r.outcome['seconds'])} s"
+                if rest >= 0:
+                    say(f"{took}: {seconds(rest)} s besides these steps")
+                else:
+                    say(f"{took}, {seconds(-rest)} s less than these steps one after another: the server")
+                    say("    overlaps them, or the machine's load changed between the request and this timing")
         say("  (besides them: receiving the body over HTTP, the server's own work between the steps, and")
         say("  sending the answer; the classic stack's nginx also buffers the body and the answer to disk)")
         say("")
