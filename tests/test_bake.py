@@ -39,6 +39,7 @@ CONTRACT = [
     "project.py",
     "server.py",
     "settings.py",
+    "spool.py",
     "training.py",
     "training_data.py",
     "training_job.py",
@@ -84,6 +85,7 @@ CONTRACT_TESTS = [
     "test_loading.py",
     "test_parallel.py",
     "test_settings.py",
+    "test_spool.py",
     "test_training.py",
     "test_training_data.py",
 ]

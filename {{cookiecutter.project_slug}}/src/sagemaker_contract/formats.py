@@ -576,6 +576,16 @@ class Formats:
     def answer(self, kind: str) -> Answer:
         return Answer(kind, self._encode_hook if kind in self._own_responses else None)
 
+    def built_in(self, request_kind: str, response_kind: str) -> bool:
+        """Both formats are this module's, which decode and encode a slice at a time; the
+        project's decode() and encode() take and give a whole body (so it is never spooled)."""
+        return (
+            request_kind in SUPPORTED
+            and response_kind in SUPPORTED
+            and request_kind not in self._own_requests
+            and response_kind not in self._own_responses
+        )
+
 
 class Answer:
     """The answer to one request, built a slice at a time."""
