@@ -106,6 +106,7 @@ CONTAINER_TESTS = [
     "conftest.py",
     "test_abuse.py",
     "test_image.py",
+    "test_large_bodies.py",
     "test_model_loading.py",
     "test_publishing.py",
     "test_sbom.py",
