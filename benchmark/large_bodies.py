@@ -35,7 +35,7 @@ def docker(*args: str, check: bool = True) -> str:
     result = subprocess.run(["docker", *args], capture_output=True, text=True)
     if check and result.returncode != 0:
         raise SystemExit(f"docker {' '.join(args[:2])} failed: {result.stderr.strip()[-500:]}")
-    return result.stdout
+    return result.stdout + (result.stderr if args[0] == "logs" else "")
 
 
 def peak_memory(container: str) -> int:
@@ -132,7 +132,12 @@ def main() -> int:
         try:
             port = int(docker("port", container, "8080/tcp").split()[0].rsplit(":", 1)[1])
             wait_healthy(port, container)
-            status, seconds, lines = one_request(port, size)
+            try:
+                status, seconds, lines = one_request(port, size)
+            except (OSError, http.client.HTTPException) as error:
+                logs = docker("logs", container, check=False)
+                print(f"{size:>6}MB no answer ({error!r}); peak {peak_memory(container) / MB:.0f} MB; log:\n{logs[-3000:]}")
+                continue
             peak = peak_memory(container)
             logs = docker("logs", container, check=False) + docker("inspect", container, check=False)
             killed = logs.count("SIGKILL") + logs.count('"OOMKilled": true')

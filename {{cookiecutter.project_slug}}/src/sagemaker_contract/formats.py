@@ -44,7 +44,7 @@ _EMPTY_CSV_FIELD = re.compile(r"(?:^|(?<=,))(?=,|$)", re.MULTILINE)
 SLICE_BYTES = 256 * 1024  # text decoded, predicted and encoded at a time (admission.py counts on it)
 Body = Union[bytes, bytearray]
 _NOT_SPACE = re.compile(rb"\S")
-_TRAILING_SPACE = re.compile(rb"\s+\Z")
+_SPACE_BYTES = b" \t\n\r\x0b\x0c"  # what \s matches in bytes
 
 
 def parse_media_type(header: str) -> tuple[str, dict[str, str]]:
@@ -174,12 +174,17 @@ def _same_width(rows: np.ndarray, width: int | None, where: str, first: str) -> 
 
 
 def _content_bounds(body: Body) -> tuple[int, int]:
-    """Where the body's content starts and ends, leading and trailing whitespace left out (no copy)."""
+    """Where the body's content starts and ends, leading and trailing whitespace left out (no copy).
+
+    The end is found walking back from the last byte: a regular expression anchored at the end
+    would still scan the whole body, every page of a spooled one (an mmap) included."""
     first = _NOT_SPACE.search(body)
     if first is None:
         return 0, 0
-    trailing = _TRAILING_SPACE.search(body, first.start())
-    return first.start(), trailing.start() if trailing else len(body)
+    end = len(body)
+    while body[end - 1] in _SPACE_BYTES:  # stops at the first non-space, at worst `first`
+        end -= 1
+    return first.start(), end
 
 
 def _line_slices(body: Body, start: int, end: int) -> Iterator[tuple[int, int]]:
