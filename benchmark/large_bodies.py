@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import subprocess
 import sys
 import time
@@ -136,7 +135,8 @@ def main() -> int:
                 status, seconds, lines = one_request(port, size)
             except (OSError, http.client.HTTPException) as error:
                 logs = docker("logs", container, check=False)
-                print(f"{size:>6}MB no answer ({error!r}); peak {peak_memory(container) / MB:.0f} MB; log:\n{logs[-3000:]}")
+                peak = peak_memory(container)
+                print(f"{size:>6}MB no answer ({error!r}); peak {peak / MB:.0f} MB; log:\n{logs[-3000:]}")
                 continue
             peak = peak_memory(container)
             logs = docker("logs", container, check=False) + docker("inspect", container, check=False)
@@ -151,8 +151,19 @@ def main() -> int:
     if options.phases:
         print("in-process, one 100 MB body (inside the image, model loaded):")
         print(
-            docker("run", "--rm", "--network", "none", "-v", f"{model}:/opt/ml/model:ro", "--entrypoint",
-                   "/opt/venv/bin/python", options.image, "-c", PHASES),  # fmt: skip
+            docker(
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                f"{model}:/opt/ml/model:ro",
+                "--entrypoint",
+                "/opt/venv/bin/python",
+                options.image,
+                "-c",
+                PHASES,
+            ),  # fmt: skip
             end="",
         )
     sys.stdout.flush()
