@@ -42,6 +42,10 @@ SUPPORTED = (CSV, JSON, JSONLINES)
 _TEXT_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii"}
 _EMPTY_CSV_FIELD = re.compile(r"(?:^|(?<=,))(?=,|$)", re.MULTILINE)
 SLICE_BYTES = 256 * 1024  # text decoded, predicted and encoded at a time (admission.py counts on it)
+# Request formats decode_slices reads a slice at a time from any buffer, an mmap included, without
+# a copy of the whole body: those a body too large for memory may be spooled in (app.py). JSON is
+# still decoded to one str first, as large as the body.
+SLICED_FROM_ANY_BUFFER = (CSV, JSONLINES)
 Body = Union[bytes, bytearray]
 _NOT_SPACE = re.compile(rb"\S")
 _SPACE_BYTES = b" \t\n\r\x0b\x0c"  # what \s matches in bytes
@@ -582,10 +586,11 @@ class Formats:
         return Answer(kind, self._encode_hook if kind in self._own_responses else None)
 
     def built_in(self, request_kind: str, response_kind: str) -> bool:
-        """Both formats are this module's, which decode and encode a slice at a time; the
-        project's decode() and encode() take and give a whole body (so it is never spooled)."""
+        """Both formats are this module's, decoded from any buffer (a spooled body's mmap) and
+        encoded a slice at a time; the project's decode() and encode() take and give a whole body
+        (so it is never spooled)."""
         return (
-            request_kind in SUPPORTED
+            request_kind in SLICED_FROM_ANY_BUFFER
             and response_kind in SUPPORTED
             and request_kind not in self._own_requests
             and response_kind not in self._own_responses

@@ -249,6 +249,14 @@ def test_a_client_that_hangs_up_while_its_spooled_body_is_predicted_stops_the_wo
     assert app.disk.outstanding == 0 and app.budget.in_use == 0 and spool_files_open(tmp_path) == []
 
 
+def test_a_json_body_is_not_spooled_while_its_decoder_copies_the_whole_body(tmp_path):
+    """formats.SLICED_FROM_ANY_BUFFER: JSON is decoded to one str as large as the body, so a JSON
+    body too large for memory is refused (413) rather than spooled and then held whole."""
+    body = b'{"instances":[' + b",".join(b"[%d,1,2]" % i for i in range(2_500_000)) + b"]}"
+    status, _, answer = invoke(make_app(tmp_path), body, "application/json")
+    assert (status == 413) == (formats.JSON not in formats.SLICED_FROM_ANY_BUFFER), answer[:200]
+
+
 def test_project_formats_are_never_spooled(tmp_path):
     """The project's decode() takes the whole body: such a request is admitted by memory (413 when
     it cannot fit) rather than spooled."""
