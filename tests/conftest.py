@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
@@ -70,6 +72,36 @@ def run(args: list[str], cwd: Path, timeout: float = 1800, env: dict | None = No
             pytrace=False,
         )
     return result
+
+
+PINNED_ACTION = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+def check_workflows(root: Path, workflows: list[Path]) -> None:
+    """GitHub workflows as supply chain: every action pinned to a full commit SHA (its release in a
+    comment), checkouts keep no token; actionlint and zizmor (pedantic, offline) find nothing."""
+    for path in workflows:
+        text = path.read_text()
+        for job in yaml.safe_load(text)["jobs"].values():
+            for step in job["steps"]:
+                if "uses" in step:
+                    line = next(line for line in text.splitlines() if f"uses: {step['uses']}" in line)
+                    assert PINNED_ACTION.match(line.split("uses: ", 1)[1]), line
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+    bin_dir = Path(sys.executable).parent
+    names = [str(path.relative_to(root)) for path in workflows]
+    actionlint = subprocess.run([bin_dir / "actionlint", *names], cwd=root, capture_output=True, text=True)
+    assert actionlint.returncode == 0, actionlint.stdout + actionlint.stderr
+    environ = {key: value for key, value in os.environ.items() if key not in ("GH_TOKEN", "GITHUB_TOKEN")}
+    zizmor = subprocess.run(
+        [bin_dir / "zizmor", "--offline", "--persona", "pedantic", "--no-progress", *names],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    assert zizmor.returncode == 0 and "No findings" in zizmor.stdout, zizmor.stdout + zizmor.stderr
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ except ImportError:  # Python < 3.11
 import pytest
 import yaml
 
-from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, choices, offered_pairs
+from .conftest import COOKIECUTTER_JSON, TEMPLATE, bake, check_workflows, choices, offered_pairs
 
 CONTRACT = [
     "__init__.py",
@@ -54,6 +54,7 @@ TOOLS = [
     "listing.py",
     "model_archive.py",
     "os_check.py",
+    "progress.py",
     "readme_tables.py",
     "sbom.py",
     *(
@@ -61,11 +62,15 @@ TOOLS = [
         for name in (
             "__init__.py",
             "aws.py",
+            "catalog-details.schema.json",
+            "changesets.py",
             "cli.py",
             "config.py",
             "images.py",
             "publish.py",
+            "published.py",
             "push.py",
+            "release.py",
             "sample_data.py",
             "service_model.py",
             "specifications.py",
@@ -92,13 +97,16 @@ CONTRACT_TESTS = [
 TOOLS_TESTS = [
     "__init__.py",
     "publishing_support.py",
+    "registry_support.py",
     "test_listing.py",
     "test_lock.py",
     "test_model_archive.py",
+    "test_progress.py",
     "test_publishing_publish.py",
     "test_publishing_push.py",
     "test_publishing_requests.py",
     "test_readme_tables.py",
+    "test_release.py",
     "test_sbom.py",
 ]
 CONTAINER_TESTS = [
@@ -133,6 +141,7 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
         "Dockerfile",
         "Makefile",
         "README.md",
+        "RELEASE_NOTES.md",
         "pyproject.toml",
         "requirements-dev.txt",
         "requirements.in",
@@ -474,12 +483,13 @@ def test_the_ci_workflow_keeps_its_expressions_and_publishes_only_with_credentia
     # Nothing by default; each job names what it needs, and only publish may ask GitHub for an OIDC token.
     assert workflow["permissions"] == {}
     assert {name: job["permissions"].get("contents") for name, job in jobs.items()} == dict.fromkeys(jobs, "read")
-    assert "make publish DRY_RUN=1" in [step.get("run") for step in jobs["test"]["steps"]]
+    test_runs = [step.get("run") for step in jobs["test"]["steps"]]
+    assert test_runs[-2:] == ["make publish DRY_RUN=1", "make release DRY_RUN=1"]  # the release reads the publish's
+    # The push tests check media types against a real registry: CI gives the unit tests one too.
+    assert "make lint test TEST_REGISTRY=localhost:5000" in test_runs
+    assert jobs["test"]["services"]["registry"] == jobs["container"]["services"]["registry"]
     container_runs = [step.get("run") for step in jobs["container"]["steps"]]
     assert "make test-container TEST_REGISTRY=localhost:5000" in container_runs
-
-
-PINNED_ACTION = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 
 @pytest.mark.parametrize("product", choices("product"))
@@ -489,28 +499,7 @@ def test_every_rendered_workflow_passes_actionlint_and_zizmor(cookies, product):
     project = bake(cookies, product=product)
     workflows = sorted((project / ".github" / "workflows").glob("*.y*ml"))
     assert workflows
-    for path in workflows:
-        text = path.read_text()
-        for job in yaml.safe_load(text)["jobs"].values():
-            for step in job["steps"]:
-                if "uses" in step:
-                    line = next(line for line in text.splitlines() if f"uses: {step['uses']}" in line)
-                    assert PINNED_ACTION.match(line.split("uses: ", 1)[1]), line
-                if step.get("uses", "").startswith("actions/checkout@"):
-                    assert step["with"]["persist-credentials"] is False
-    bin_dir = Path(sys.executable).parent
-    names = [str(path.relative_to(project)) for path in workflows]
-    actionlint = subprocess.run([bin_dir / "actionlint", *names], cwd=project, capture_output=True, text=True)
-    assert actionlint.returncode == 0, actionlint.stdout + actionlint.stderr
-    environ = {key: value for key, value in os.environ.items() if key not in ("GH_TOKEN", "GITHUB_TOKEN")}
-    zizmor = subprocess.run(
-        [bin_dir / "zizmor", "--offline", "--persona", "pedantic", "--no-progress", *names],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=environ,
-    )
-    assert zizmor.returncode == 0 and "No findings" in zizmor.stdout, zizmor.stdout + zizmor.stderr
+    check_workflows(project, workflows)
 
 
 def test_project_records_the_template_version_and_its_user_owned_paths(cookies):

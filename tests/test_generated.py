@@ -131,6 +131,47 @@ def test_publish_dry_run_needs_no_image_credentials_or_network(
     assert "Placeholders in these files" in result.stdout
 
 
+RELEASE_CHECK = """
+import json, sys
+import botocore.session
+from botocore.validate import validate_parameters
+model = botocore.session.get_session().get_service_model("marketplace-catalog")
+validate_parameters(json.load(open(sys.argv[1])), model.operation_model("StartChangeSet").input_shape)
+print("valid StartChangeSet")
+"""
+
+
+@pytest.mark.parametrize("product", ["algorithm", "model"])
+def test_release_dry_run_follows_publishs_dry_run(cookies, project_venv, tmp_path, product):
+    """A seller dry-runs both before touching AWS: the release names what the publish would create."""
+    project = bake(cookies, product=product)
+    (project_venv / ".installed").touch()
+    env = without_aws(tmp_path)
+    for target in (["publish", "DRY_RUN=1"], ["release", "DRY_RUN=1", "PRODUCT_ID=prod-abcdefghijklm"]):
+        result = subprocess.run(
+            ["make", *target, f"VENV={project_venv}"], cwd=project, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "  build/release/start-change-set.json" in result.stdout.splitlines()
+    path = project / "build/release/start-change-set.json"
+    checked = run([str(project_venv / "bin" / "python"), "-c", RELEASE_CHECK, str(path)], cwd=project)
+    assert checked.stdout.strip() == "valid StartChangeSet"
+    request = json.loads(path.read_text())
+    (change,) = request["ChangeSet"]
+    assert change["ChangeType"] == "AddDeliveryOptions"
+    assert change["Entity"] == {"Type": "MachineLearningProduct@1.0", "Identifier": "prod-abcdefghijklm"}
+    key, arn, kind = ("SageMakerAlgorithmDeliveryOptionDetails", "SageMakerAlgorithmArn", "algorithm")
+    if product == "model":
+        key, arn, kind = ("SageMakerModelPackageDeliveryOptionDetails", "SageMakerModelPackageArn", "model-package")
+    details = change["DetailsDocument"]["DeliveryOptions"][0]["Details"][key]
+    name = json.loads((project / f"build/publish/create-{kind}.json").read_text())[
+        "AlgorithmName" if product == "algorithm" else "ModelPackageName"
+    ]
+    assert details[arn] == f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{name.lower()}"
+    notes = change["DetailsDocument"]["Version"]
+    assert notes["VersionTitle"] == "0.1.0" and notes["ReleaseNotes"].strip()
+
+
 def test_make_help_lists_the_entry_points(cookies):
     project = bake(cookies)
     listing = run(["make", "help"], cwd=project).stdout
@@ -143,6 +184,7 @@ def test_make_help_lists_the_entry_points(cookies):
         "check-os",
         "push",
         "publish",
+        "release",
         "clean",
     ):
         assert f"  {target} " in listing, f"make help does not list {target}:\n{listing}"
@@ -158,6 +200,56 @@ def test_build_passes_base_image_and_platform(cookies):
     project = bake(cookies)
     dry_run = run(["make", "-n", "build", "BASE_IMAGE=mirror.example/debian:12-slim"], cwd=project).stdout
     assert "--platform linux/amd64" in dry_run and "--build-arg BASE_IMAGE=mirror.example/debian:12-slim" in dry_run
+
+
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$FAKE_DOCKER_LOG"
+[ "$1" = buildx ] && exit "$FAKE_BUILDX_EXIT"
+exit 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("buildx", "docker_buildkit", "buildkit"),
+    [(True, None, True), (True, "1", True), (True, "0", False), (True, "false", False), (False, None, False)],
+    ids=["buildx", "buildx-DOCKER_BUILDKIT=1", "buildx-DOCKER_BUILDKIT=0", "buildx-DOCKER_BUILDKIT=false", "no-buildx"],
+)
+def test_build_asks_buildkit_for_docker_media_types_and_no_attestations(
+    cookies, tmp_path, buildx, docker_buildkit, buildkit
+):
+    """SageMaker refuses OCI manifests and indexes: under BuildKit (buildx present, not turned off)
+    both builds ask for Docker's media types and no provenance or SBOM; the legacy builder, which
+    knows none of these flags, gets none (a fake docker on PATH answers `buildx version`)."""
+    project = bake(cookies, project_name="Media Types")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    log = tmp_path / "docker.log"
+    environ = {key: value for key, value in os.environ.items() if key != "DOCKER_BUILDKIT"}
+    environ.update(
+        PATH=f"{bin_dir}:{environ['PATH']}", FAKE_DOCKER_LOG=str(log), FAKE_BUILDX_EXIT="0" if buildx else "1"
+    )
+    if docker_buildkit is not None:
+        environ["DOCKER_BUILDKIT"] = docker_buildkit
+    dry_run = subprocess.run(
+        ["make", "-n", "build", "BAKE_MODEL=build/model.tar.gz"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    assert dry_run.returncode == 0, dry_run.stderr
+    builds = [line for line in dry_run.stdout.splitlines() if "docker build " in line]
+    assert len(builds) == 2, dry_run.stdout  # the image, then the layer with the baked model
+    flags = "--provenance=false --sbom=false --output type=docker,oci-mediatypes=false"
+    for line in builds:
+        if buildkit:
+            assert flags in line, line
+        else:
+            assert "--provenance" not in line and "--sbom" not in line and "--output" not in line, line
+    asked = log.read_text().splitlines() if log.exists() else []
+    assert ("buildx version" in asked) == (docker_buildkit not in ("0", "false")), asked
 
 
 def test_readme_generate_command_works_on_a_fresh_venv(tmp_path):

@@ -10,6 +10,7 @@ everything here works on the project from outside it, and the Makefile calls it:
     sbom --image IMAGE      write a CycloneDX SBOM of the built image          (make sbom)
     push [...]              push the image to ECR or another registry         (make push)
     publish [--dry-run]     create the algorithm or model package             (make publish)
+    release [...]           add that version to your Marketplace ML product   (make release)
     listing [...]           the buyer assets: usage, samples, notebook        (make listing)
     test-listing [...]      run the buyer notebook in SDK local mode          (make test-listing)
 """

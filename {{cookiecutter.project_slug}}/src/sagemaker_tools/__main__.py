@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         from .sbom import main as sbom
 
         return sbom(rest)
-    if command in ("push", "publish"):
+    if command in ("push", "publish", "release"):
         from .publishing.cli import main as publishing
 
         return publishing(args)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -20,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from sagemaker_contract.project import PRODUCT
+
+from host_tools.registry_support import registry
 
 DOCKER = os.environ.get("DOCKER", "docker")
 PROJECT = Path(__file__).resolve().parents[2]
@@ -166,38 +166,10 @@ def served_model(request, tmp_path_factory) -> Path:
 def test_registry(tmp_path_factory):
     """host:port of a registry to push to: TEST_REGISTRY (the workflow runs one on localhost:5000),
     else Debian's `docker-registry` started here on a free loopback port for the session."""
-    registry = os.environ.get("TEST_REGISTRY", "")
-    if registry:
-        yield registry
-        return
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        _unavailable("no registry: set TEST_REGISTRY=host:port, or install docker-registry (Debian, Ubuntu)")
-    root = tmp_path_factory.mktemp("registry")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    (root / "config.yml").write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    with (root / "registry.log").open("w") as log:
-        process = subprocess.Popen([binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log_text = (root / "registry.log").read_text()
-                    raise AssertionError(f"docker-registry did not start:\n{log_text}") from None
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with registry(tmp_path_factory.mktemp("registry")) as host:
+        if host is None:
+            _unavailable("no registry: set TEST_REGISTRY=host:port, or install docker-registry (Debian, Ubuntu)")
+        yield host
 
 
 @pytest.fixture(scope="session")

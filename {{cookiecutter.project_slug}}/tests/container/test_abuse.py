@@ -21,6 +21,9 @@ from hypothesis import strategies as st
 
 from .conftest import ROWS, Server, csv_body, docker
 
+# Minutes of load and fuzzing through the serving path, which is the same for every framework.
+pytestmark = pytest.mark.heavy
+
 MEBIBYTE = 1024 * 1024
 LIMIT = 6 * MEBIBYTE  # the default payload limit (SAGEMAKER_MAX_PAYLOAD_IN_MB unset)
 WORKERS = 2

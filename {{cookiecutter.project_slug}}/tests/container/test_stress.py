@@ -94,6 +94,7 @@ def row_with(first: float) -> list[float]:
 ADMISSION_REQUESTS = 100
 
 
+@pytest.mark.heavy
 def test_under_memory_pressure_every_request_is_answered_or_shed_and_no_worker_dies(image, served_model):
     """100 concurrent 4.5 MB requests in a 600 MB container would need more memory than there is.
     A server that admits them all gets a worker OOM-killed and drops the connections in flight
@@ -164,6 +165,7 @@ def predict(model, features):
 """
 
 
+@pytest.mark.heavy
 def test_a_malformed_request_merged_into_a_batch_fails_alone_and_quickly(image, served_model, tmp_path):
     """Without model-metadata.json the server cannot check the feature count up front, so a
     record one feature short reaches the batcher. Merged with good requests it must fail alone
@@ -235,6 +237,7 @@ def predict(model, features):
 """
 
 
+@pytest.mark.heavy
 def test_a_slow_predict_does_not_block_ping(image, served_model, tmp_path):
     """SageMaker gives each /ping 2 s and replaces an instance whose pings fail. After many quick
     predictions (when the server may run predict() on its event loop to save a thread hop), a 3 s
@@ -301,6 +304,7 @@ def test_a_slow_predict_does_not_block_ping(image, served_model, tmp_path):
         finish(server)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_hung_predict_is_answered_504_and_its_worker_replaced(image, served_model, tmp_path, workers):
     """A predict() that never returns must not hold its request forever (SageMaker's own limit
@@ -424,6 +428,7 @@ def predict(model, features):
 REQUEST_ID = re.compile(r"request id\W{0,3}([0-9a-f][0-9a-f-]{5,})", re.IGNORECASE)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("detail", [False, True], ids=["default", "MODEL_SERVER_ERROR_DETAIL"])
 def test_a_failing_predict_answers_500_with_a_request_id_not_the_internals(image, served_model, tmp_path, detail):
     """A buyer sees the 500 of a failing predict(): it names a request id to quote in a support

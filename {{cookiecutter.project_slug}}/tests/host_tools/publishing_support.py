@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -17,10 +18,19 @@ from sagemaker_contract.declaration import Categorical, Channel, Continuous, Int
 from sagemaker_tools.publishing.aws import Clients
 from sagemaker_tools.publishing.config import load_settings
 
+from .registry_support import DOCKER_MANIFEST
+
 PROJECT = Path(__file__).resolve().parents[2]
 DIGEST = "sha256:" + "ab" * 32
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
+# What `docker manifest inspect` prints for an image make build made.
+PUSHED_MANIFEST = {
+    "schemaVersion": 2,
+    "mediaType": DOCKER_MANIFEST,
+    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": DIGEST, "size": 1234},
+    "layers": [],
+}
 
 
 def toml_value(value) -> str:
@@ -54,9 +64,15 @@ def settings_for(project: Path, product: str = "algorithm", **environ):
     return load_settings(project, environ, product=product)
 
 
+@functools.cache
+def _session() -> botocore.session.Session:
+    """One botocore session for every test: it loads each service's model and endpoint rules once."""
+    return botocore.session.get_session()
+
+
 def stubbed(*services: str) -> tuple[Clients, dict[str, Stubber]]:
     """Clients whose every call must be one a test expects (botocore's Stubber); no network."""
-    session = botocore.session.get_session()
+    session = _session()
     clients, stubbers = {}, {}
     for service in services:
         client = session.create_client(
@@ -79,22 +95,25 @@ class NoAws(Clients):
 
 
 class FakeDocker:
-    """Records docker commands and answers them as a real docker would for a successful push."""
+    """Records docker commands and answers them as a real docker would for a successful push of
+    an image with Docker's manifest (`manifest inspect` shows what was pushed, or what exists)."""
 
     def __init__(self, *, manifest_exists: bool = False, local_image_exists: bool = True) -> None:
         self.calls: list[tuple[tuple[str, ...], str | None]] = []
         self.manifest_exists = manifest_exists
         self.local_image_exists = local_image_exists
+        self.pushed: set[str] = set()
 
     def __call__(self, *args: str, stdin: str | None = None, stream: bool = False) -> subprocess.CompletedProcess:
         self.calls.append((args, stdin))
         if args[:2] == ("image", "inspect"):
             return subprocess.CompletedProcess(args, 0 if self.local_image_exists else 1, "[{}]", "No such image")
         if args[:2] == ("manifest", "inspect"):
-            if self.manifest_exists:
-                return subprocess.CompletedProcess(args, 0, "{}", "")
+            if self.manifest_exists or args[-1] in self.pushed:
+                return subprocess.CompletedProcess(args, 0, json.dumps(PUSHED_MANIFEST), "")
             return subprocess.CompletedProcess(args, 1, "", f"no such manifest: {args[-1]}")
         if args[0] == "push":
+            self.pushed.add(args[1])
             tag = args[1].rsplit(":", 1)[1]
             return subprocess.CompletedProcess(args, 0, f"{tag}: digest: {DIGEST} size: 1234\n", "")
         return subprocess.CompletedProcess(args, 0, "", "")

@@ -1,5 +1,7 @@
 """`make publish`: uploads, create, and Describe* polling, against stubbed AWS clients."""
 
+import io
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -70,8 +72,17 @@ def test_publish_uploads_creates_and_polls_until_completed(settings):
             described(status, "Completed" if status == "Completed" else "InProgress"),
             {"AlgorithmName": NAME},
         )
-    said, sleeps = [], []
-    result = publish(settings, user=ALGORITHM, clients=clients, say=said.append, sleep=sleeps.append, poll_seconds=30)
+    said, sleeps, progress = [], [], io.StringIO()
+    result = publish(
+        settings,
+        user=ALGORITHM,
+        clients=clients,
+        say=said.append,
+        sleep=sleeps.append,
+        clock=lambda: sum(sleeps),
+        progress=progress,
+        poll_seconds=30,
+    )
     for stubber in stubbers.values():
         stubber.assert_no_pending_responses()
     assert result["AlgorithmStatus"] == "Completed"
@@ -79,8 +90,20 @@ def test_publish_uploads_creates_and_polls_until_completed(settings):
     pinned = f"{IMAGE.registry}/decision-trees@{DIGEST}"
     assert said[0] == f"publish: image {pinned} (pinned: the digest make push recorded for {IMAGE.tag})"
     assert said[1] == f"publish: uploaded 3 files to s3://seller-bucket/decision-trees/validation/{NAME}/"
-    assert f"publish: {NAME} is InProgress (validation sample-data InProgress)" in said
-    assert said.count(f"publish: {NAME} is InProgress (validation sample-data InProgress)") == 1  # changes only
+    # Not a terminal: a plain line for each change of status, with the time waited so far.
+    assert progress.getvalue().splitlines() == [
+        f"publish: {NAME} validating: Pending (validation sample-data InProgress) · 0s",
+        f"publish: {NAME} validating: InProgress (validation sample-data InProgress) · 30s",
+        f"publish: {NAME} validating: Completed (validation sample-data Completed) · 1m30s",
+    ]
+    record = json.loads((settings.build_dir / "published.json").read_text())
+    assert record == {
+        "product": "algorithm",
+        "arn": ARN,
+        "version": "0.1.0",
+        "region": "us-east-1",
+        "instance_types": settings.instance_types,  # what the request told SageMaker the algorithm supports
+    }
     assert f"publish: {NAME} passed validation: {ARN}" in said
 
 

@@ -1,8 +1,9 @@
-"""`python -m sagemaker_tools push|publish ...`: what `make push` and `make publish` run."""
+"""`python -m sagemaker_tools push|publish|release ...`: what `make push`, `make publish` and `make release` run."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--docker", default=os.environ.get("DOCKER", "docker"))
     publish = commands.add_parser("publish", help="create the algorithm or model package on SageMaker")
     publish.add_argument("--dry-run", action="store_true", help="write the requests under build/publish/ only")
+    release = commands.add_parser("release", help="add the published version to your AWS Marketplace ML product")
+    release.add_argument("--dry-run", action="store_true", help="write the change set under build/release/ only")
+    release.add_argument("--product-id", help="the product, prod-... (default: [tool.sagemaker] product_id)")
+    release.add_argument("--offer-id", help="its public offer, for new instance types' prices")
+    release.add_argument("--restrict", metavar="VERSION", help="restrict this older version instead")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.project_dir.resolve(), os.environ)
@@ -41,6 +47,17 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 docker=Docker(args.docker),
             )
+        elif args.command == "release":
+            from . import release as releasing
+
+            if args.offer_id:
+                settings = dataclasses.replace(settings, offer_id=args.offer_id)
+            if args.dry_run:
+                releasing.dry_run(settings, args.product_id, restrict=args.restrict)
+            elif args.restrict:
+                releasing.restrict(settings, args.restrict, args.product_id)
+            else:
+                releasing.release(settings, args.product_id)
         elif args.dry_run:
             from .publish import dry_run
 

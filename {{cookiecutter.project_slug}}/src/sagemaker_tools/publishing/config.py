@@ -4,7 +4,7 @@ Listing metadata lives in the file (instance types, ...); the product (algorithm
 package) is the project's own, fixed when it was generated (sagemaker_contract.project). Values that differ per
 account or are secret may instead come from the environment, which always wins:
 AWS_REGION (or AWS_DEFAULT_REGION), AWS_ACCOUNT_ID, SAGEMAKER_ROLE_ARN, SAGEMAKER_S3_BUCKET,
-SAGEMAKER_S3_PREFIX.
+SAGEMAKER_S3_PREFIX, MARKETPLACE_ACCESS_ROLE_ARN.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "validation_role_arn": ("SAGEMAKER_ROLE_ARN",),
     "s3_bucket": ("SAGEMAKER_S3_BUCKET",),
     "s3_prefix": ("SAGEMAKER_S3_PREFIX",),
+    "access_role_arn": ("MARKETPLACE_ACCESS_ROLE_ARN",),
 }
 # What `make package-model` writes: a model package's model.tar.gz, uploaded as its ModelDataUrl.
 DEFAULT_MODEL_DATA = "build/model.tar.gz"
@@ -53,6 +54,14 @@ KNOWN_KEYS = {
     "model_data",
     "model_package_group",
     "model_approval_status",
+    # make release (release.py): the Marketplace product, its public offer, and the listing's links and prices
+    "product_id",
+    "offer_id",
+    "access_role_arn",
+    "repository_url",
+    "sample_notebook_url",
+    "recommended_instance_types",
+    "pricing",
 }
 # A new version in a model package group waits for approval unless the settings say otherwise.
 DEFAULT_APPROVAL = "PendingManualApproval"
@@ -80,6 +89,13 @@ class Settings:
     model_data: str | None = None  # model products: a model.tar.gz to upload (None: baked into the image)
     model_package_group: str | None = None  # model products: publish as a version in this group
     model_approval_status: str = DEFAULT_APPROVAL
+    product_id: str | None = None
+    offer_id: str | None = None
+    access_role_arn: str | None = None  # the role AWS Marketplace assumes to read the resource
+    repository_url: str | None = None
+    sample_notebook_url: str | None = None
+    recommended_instance_types: dict[str, str] = field(default_factory=dict)
+    pricing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def repository(self) -> str:
@@ -166,6 +182,17 @@ def load_settings(project_dir: Path, environ: Mapping[str, str], product: str = 
             "certify: remove model_package_group, or set marketplace = false"
         )
 
+    recommended = table.get("recommended_instance_types", {})
+    if not isinstance(recommended, dict) or not all(isinstance(v, str) for v in recommended.values()):
+        problems.append(
+            '[tool.sagemaker] recommended_instance_types must be a table of strings, e.g. { realtime = "ml.m5.large" }'
+        )
+        recommended = {}
+    pricing = table.get("pricing", {})
+    if not isinstance(pricing, dict):
+        problems.append('[tool.sagemaker] pricing must be a table, e.g. { hourly = { "ml.m5.large" = "0.10" } }')
+        pricing = {}
+
     name = project.get("name")
     if not isinstance(name, str) or not name:
         problems.append(f"[project] name is not set in {path}; set it")
@@ -190,6 +217,13 @@ def load_settings(project_dir: Path, environ: Mapping[str, str], product: str = 
         model_data=_model_data(product, table, text),
         model_package_group=group,
         model_approval_status=text("model_approval_status") or DEFAULT_APPROVAL,
+        product_id=text("product_id"),
+        offer_id=text("offer_id"),
+        access_role_arn=text("access_role_arn"),
+        repository_url=text("repository_url"),
+        sample_notebook_url=text("sample_notebook_url"),
+        recommended_instance_types=dict(recommended),
+        pricing=dict(pricing),
     )
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import botocore
 from botocore.exceptions import ClientError
@@ -26,10 +26,12 @@ from sagemaker_contract import describe
 from sagemaker_contract.adapter import UserModule, load_user_module
 from sagemaker_contract.declaration import declaration_problems
 
+from ..progress import waiting
 from . import PublishError
 from .aws import Clients, aws_errors, error_code
 from .config import Settings
 from .images import PushedImage, ecr_registry, image_tag, read_record
+from .published import PublishedResource, write_published
 from .sample_data import TRANSFORM_INPUT_FILE, ValidationData, plan_validation_data
 from .service_model import check_request
 from .specifications import PRODUCTS, Listing, Product, resource_name, validation_hyperparameters
@@ -206,6 +208,8 @@ def publish(
     poll_seconds: float = POLL_SECONDS,
     max_wait_seconds: float = MAX_WAIT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    progress: TextIO | None = None,
 ) -> dict[str, Any]:
     """Upload, create, then poll Describe* until Completed (return it) or Failed (raise)."""
     planned = plan(settings, dry_run=False, user=user)
@@ -227,33 +231,35 @@ def publish(
         name = created[product.arn_key]
     say(f"publish: created {created.get(product.arn_key, name)}; SageMaker is validating it (this can take an hour)")
     waited = 0.0
-    last = None
-    while True:
-        with aws_errors(f"SageMaker {product.describe_operation} {name}"):
-            described = getattr(sagemaker, _snake(product.describe_operation))(**{product.name_key: name})
-        status = described.get(product.status_key)
-        details = _details(described.get(product.details_key) or {})
-        if (status, details) != last:
-            say(f"publish: {name} is {status}" + (f" ({'; '.join(details)})" if details else ""))
-            last = (status, details)
-        if status == "Completed":
-            say(f"publish: {name} passed validation: {described.get(product.arn_key)}")
-            if settings.marketplace:
-                say("publish: next, list it in the AWS Marketplace Management Portal (it is certified for Marketplace)")
-            return described
-        if status == "Failed":
-            raise PublishError(
-                f"{name} failed validation: {'; '.join(details) or 'no reason given'}",
-                *_log_locations(settings.region, planned.data, product),
-            )
-        if waited >= max_wait_seconds:
-            raise PublishError(
-                f"{name} is still {status} after {waited / 3600:.1f} h; SageMaker goes on: check it later with "
-                f"aws sagemaker {_kebab(product.describe_operation)} --{_kebab(product.name_key)} {name} "
-                f"--region {settings.region}"
-            )
-        sleep(poll_seconds)
-        waited += poll_seconds
+    with waiting(f"publish: {name} validating", stream=progress, clock=clock) as wait:
+        while True:
+            with aws_errors(f"SageMaker {product.describe_operation} {name}"):
+                described = getattr(sagemaker, _snake(product.describe_operation))(**{product.name_key: name})
+            status = described.get(product.status_key)
+            details = _details(described.get(product.details_key) or {})
+            wait.update(f"{status}" + (f" ({'; '.join(details)})" if details else ""))
+            if status in ("Completed", "Failed"):
+                break
+            if waited >= max_wait_seconds:
+                raise PublishError(
+                    f"{name} is still {status} after {waited / 3600:.1f} h; SageMaker goes on: check it later with "
+                    f"aws sagemaker {_kebab(product.describe_operation)} --{_kebab(product.name_key)} {name} "
+                    f"--region {settings.region}"
+                )
+            sleep(poll_seconds)
+            waited += poll_seconds
+    if status == "Failed":
+        raise PublishError(
+            f"{name} failed validation: {'; '.join(details) or 'no reason given'}",
+            *_log_locations(settings.region, planned.data, product),
+        )
+    arn = described.get(product.arn_key)
+    say(f"publish: {name} passed validation: {arn}")
+    record = write_published(settings, PublishedResource.from_request(settings, product, arn, planned.request))
+    say(f"publish: recorded in {record.relative_to(settings.project_dir)} (make release reads it)")
+    if settings.marketplace:
+        say("publish: next, add it to your AWS Marketplace product: make release PRODUCT_ID=prod-... (README: Release)")
+    return described
 
 
 def _ensure_group(sagemaker: Any, group: str, description: str, say: Callable[[str], None]) -> None:

@@ -5,6 +5,8 @@ repository is created if missing, with immutable tags (`latest` excepted) and sc
 login uses ECR's GetAuthorizationToken and `docker login --password-stdin` (no AWS CLI needed).
 REGISTRY=host:port skips AWS altogether and pushes host:port/<name>:<tag>.
 An existing tag is never overwritten unless --force (FORCE=1); ECR's own immutability still holds.
+Before the digest is recorded, the pushed tag's manifest media type is read back from the registry
+(ECR's DescribeImages, else `docker manifest inspect`): SageMaker refuses OCI manifests and indexes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,23 @@ from .images import TAG, PushedImage, ecr_registry, image_tag, write_record
 REGISTRY = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::\d{1,5})?$")
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 LOOPBACK = re.compile(r"^(?:localhost|127\.\d+\.\d+\.\d+|\[::1\])(?::\d+)?$")
+
+# The one manifest type make build makes and SageMaker runs. CreateAlgorithm, CreateModel and
+# CreateModelPackage refuse OCI's ("Unsupported manifest media type application/vnd.oci.image.
+# manifest.v1+json": aws/amazon-sagemaker-feedback#180, mlflow/mlflow#13834, moby/buildkit#5480),
+# which BuildKit's attestations and Docker Desktop's containerd image store push.
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST_NAMES = {
+    OCI_MANIFEST: "an OCI image manifest",
+    OCI_INDEX: "an OCI image index",
+    "application/vnd.docker.distribution.manifest.list.v2+json": "a Docker manifest list",
+}
+REBUILD = (
+    "rebuild with `make build` (with BuildKit it asks for Docker's media types and no attestations; "
+    "or build with DOCKER_BUILDKIT=0), then push again under a new tag (commit, or PUSH_TAG=...)"
+)
 
 
 class Docker:
@@ -84,19 +103,78 @@ def push(
             raise _tag_exists(image)
     else:
         clients = clients or Clients(settings.region)
-        image = _prepare_ecr(settings, tag, clients, force, docker, say)
-    targets = [image.uri] + ([f"{image.registry}/{image.repository}:latest"] if latest else [])
-    digest = None
-    for target in targets:
-        _checked(docker("tag", local_image, target), f"docker tag {local_image} {target}")
-        say(f"push: pushing {target}")
-        result = _checked(docker("push", target, stream=True), f"docker push {target}")
-        if target == image.uri:
-            digest = _pushed_digest(docker, image, result.stdout)
+        image, account = _prepare_ecr(settings, tag, clients, force, docker, say)
+    result = _push_tag(docker, local_image, image.uri, say)
+    digest = _pushed_digest(docker, image, result.stdout)
+    if registry:
+        media_type = _registry_media_type(docker, image)
+    else:
+        media_type, digest = _ecr_media_type_and_digest(clients("ecr"), account, image, digest)
+    _refuse_unless_docker_manifest(image, media_type)
+    if latest:
+        _push_tag(docker, local_image, f"{image.registry}/{image.repository}:latest", say)
     image = PushedImage(image.registry, image.repository, image.tag, digest)
     record = write_record(settings.build_dir, image)
     say(f"push: pushed {image.uri} ({digest or 'digest unknown'}); recorded in {_shown(record, settings)}")
     return image, record
+
+
+def _push_tag(
+    docker: Callable[..., subprocess.CompletedProcess], local_image: str, target: str, say: Callable[[str], None]
+) -> subprocess.CompletedProcess:
+    _checked(docker("tag", local_image, target), f"docker tag {local_image} {target}")
+    say(f"push: pushing {target}")
+    return _checked(docker("push", target, stream=True), f"docker push {target}")
+
+
+def _registry_media_type(docker: Callable[..., subprocess.CompletedProcess], image: PushedImage) -> str:
+    """The media type of the manifest the registry holds for the tag, read with the docker CLI (its logins)."""
+    insecure = ["--insecure"] if LOOPBACK.match(image.registry) else []
+    result = docker("manifest", "inspect", *insecure, image.uri)
+    try:
+        manifest = json.loads(result.stdout) if result.returncode == 0 else None
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        message = (result.stderr or result.stdout or "").strip().splitlines()
+        raise PublishError(
+            f"cannot read back the manifest of {image.uri} ({message[-1] if message else 'no answer'}), so its "
+            "media type is unknown and nothing was recorded; check the registry, then push again"
+        )
+    return _manifest_media_type(manifest)
+
+
+def _manifest_media_type(manifest: dict) -> str:
+    """A manifest's media type: its own mediaType field, which Docker's always carry and OCI's may leave out."""
+    if manifest.get("mediaType"):
+        return str(manifest["mediaType"])
+    if manifest.get("schemaVersion") == 1:
+        return "application/vnd.docker.distribution.manifest.v1+json"
+    return OCI_INDEX if "manifests" in manifest else OCI_MANIFEST
+
+
+def _ecr_media_type_and_digest(
+    ecr, account: str, image: PushedImage, pushed_digest: str | None
+) -> tuple[str | None, str | None]:
+    """ECR's own record of the tag: the manifest media type it stores, and its digest (the same manifest's)."""
+    with aws_errors(f"ECR DescribeImages {image.repository}:{image.tag}"):
+        details = ecr.describe_images(
+            registryId=account, repositoryName=image.repository, imageIds=[{"imageTag": image.tag}]
+        )["imageDetails"]
+    detail = details[0] if details else {}
+    return detail.get("imageManifestMediaType"), detail.get("imageDigest") or pushed_digest
+
+
+def _refuse_unless_docker_manifest(image: PushedImage, media_type: str | None) -> None:
+    if media_type == DOCKER_MANIFEST:
+        return
+    name = MANIFEST_NAMES.get(media_type, "a manifest")
+    held = f"the registry holds {image.uri} as {name} ({media_type or 'no media type given'})"
+    if media_type in (OCI_MANIFEST, OCI_INDEX):
+        why = f"which SageMaker refuses (it runs Docker's {DOCKER_MANIFEST})"
+    else:
+        why = f"not Docker's image manifest ({DOCKER_MANIFEST}), the one type make build makes and SageMaker runs"
+    raise PublishError(f"{held}, {why}; nothing was recorded: {REBUILD}")
 
 
 def _prepare_ecr(
@@ -106,7 +184,8 @@ def _prepare_ecr(
     force: bool,
     docker: Callable[..., subprocess.CompletedProcess],
     say: Callable[[str], None],
-) -> PushedImage:
+) -> tuple[PushedImage, str]:
+    """The repository made ready and Docker logged in; the image to push, and the account it is in."""
     account = settings.account_id
     if not account:
         with aws_errors("finding your AWS account (sts GetCallerIdentity)"):
@@ -142,7 +221,7 @@ def _prepare_ecr(
                 raise _tag_exists(image)
     user, _, password = base64.b64decode(authorization["authorizationToken"]).decode().partition(":")
     _checked(docker("login", "--username", user, "--password-stdin", host, stdin=password), f"docker login to {host}")
-    return image
+    return image, account
 
 
 def _registry_has(docker: Callable[..., subprocess.CompletedProcess], image: PushedImage) -> bool:

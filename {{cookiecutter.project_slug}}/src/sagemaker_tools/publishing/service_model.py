@@ -35,6 +35,11 @@ HINTS = (
     ("ModelPackageName", "change [project] name or version in pyproject.toml"),
 )
 
+# Patterns in botocore's models that the service's own documented values do not match: the Catalog
+# API's entity types carry a version (MachineLearningProduct@1.0, Offer@1.0: AWS Marketplace API
+# Reference, ml-add-version.html), which marketplace-catalog's EntityType pattern ^[a-zA-Z]+$ forbids.
+STALE_PATTERNS = {"marketplace-catalog": {"EntityType"}}
+
 
 @functools.cache
 def _service_model(service: str):
@@ -54,20 +59,20 @@ def request_problems(operation: str, params: dict[str, Any], service: str = "sag
     except ParamValidationError as error:
         report = str(error.kwargs.get("report", error))
         problems += [line.strip() for line in report.splitlines() if line.strip()]
-    problems += _constraint_problems(params, shape, operation)
+    problems += _constraint_problems(params, shape, operation, service)
     return [_with_hint(problem) for problem in problems]
 
 
 def check_request(operation: str, params: dict[str, Any], service: str = "sagemaker") -> None:
     problems = request_problems(operation, params, service)
     if problems:
-        raise _invalid(operation, problems)
+        raise _invalid(operation, problems, "SageMaker's" if service == "sagemaker" else f"the {service}")
 
 
-def _invalid(operation: str, problems: list[str]) -> PublishError:
+def _invalid(operation: str, problems: list[str], whose: str) -> PublishError:
     count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
     return PublishError(
-        f"the {operation} request does not match SageMaker's API model ({count}); nothing was written or sent:",
+        f"the {operation} request does not match {whose} API model ({count}); nothing was written or sent:",
         *(f"  {problem}" for problem in problems),
     )
 
@@ -79,45 +84,52 @@ def _with_hint(problem: str) -> str:
     return problem
 
 
-def _constraint_problems(value: Any, shape: Shape, path: str) -> list[str]:
+def _constraint_problems(value: Any, shape: Shape, path: str, service: str) -> list[str]:
+    who = _who(service)
     found: list[str] = []
     kind = shape.type_name
     metadata = shape.metadata
     if kind == "structure" and isinstance(value, dict):
         for name, member in shape.members.items():
             if name in value:
-                found += _constraint_problems(value[name], member, f"{path}.{name}")
+                found += _constraint_problems(value[name], member, f"{path}.{name}", service)
     elif kind == "list" and isinstance(value, list):
         if "max" in metadata and len(value) > metadata["max"]:
-            found.append(f"{path} has {len(value)} items; SageMaker allows at most {metadata['max']}")
+            found.append(f"{path} has {len(value)} items; {who} allows at most {metadata['max']}")
         for index, item in enumerate(value):
-            found += _constraint_problems(item, shape.member, f"{path}[{index}]")
+            found += _constraint_problems(item, shape.member, f"{path}[{index}]", service)
     elif kind == "map" and isinstance(value, dict):
         if "max" in metadata and len(value) > metadata["max"]:
-            found.append(f"{path} has {len(value)} entries; SageMaker allows at most {metadata['max']}")
+            found.append(f"{path} has {len(value)} entries; {who} allows at most {metadata['max']}")
         for key, item in value.items():
-            found += _constraint_problems(key, shape.key, f"{path} key {key!r}")
-            found += _constraint_problems(item, shape.value, f"{path}[{key!r}]")
+            found += _constraint_problems(key, shape.key, f"{path} key {key!r}", service)
+            found += _constraint_problems(item, shape.value, f"{path}[{key!r}]", service)
     elif kind == "string" and isinstance(value, str):
-        found += _string_problems(value, shape, path)
+        found += _string_problems(value, shape, path, service)
     elif kind in ("integer", "long", "double", "float") and isinstance(value, (int, float)):
         if "max" in metadata and value > metadata["max"]:
-            found.append(f"{path} is {value}; SageMaker allows at most {metadata['max']}")
+            found.append(f"{path} is {value}; {who} allows at most {metadata['max']}")
     return found
 
 
-def _string_problems(value: str, shape: Shape, path: str) -> list[str]:
+def _string_problems(value: str, shape: Shape, path: str, service: str) -> list[str]:
+    who = _who(service)
     metadata = shape.metadata
     if shape.enum and value not in shape.enum:
         close = difflib.get_close_matches(value, shape.enum, n=3)
         suggestion = f"did you mean {' or '.join(close)}?" if close else f"e.g. {', '.join(shape.enum[:4])}"
-        return [f"{path} {value!r} is not one of the {len(shape.enum)} values SageMaker accepts ({suggestion})"]
+        return [f"{path} {value!r} is not one of the {len(shape.enum)} values {who} accepts ({suggestion})"]
     if "max" in metadata and len(value) > metadata["max"]:
-        return [f"{path} is {len(value)} characters long; SageMaker allows at most {metadata['max']}"]
-    pattern = _pattern(metadata.get("pattern"))
+        return [f"{path} is {len(value)} characters long; {who} allows at most {metadata['max']}"]
+    stale = shape.name in STALE_PATTERNS.get(service, ())
+    pattern = None if stale else _pattern(metadata.get("pattern"))
     if pattern is not None and not pattern.fullmatch(value):
-        return [f"{path} {value!r} does not match SageMaker's pattern {metadata['pattern']}"]
+        return [f"{path} {value!r} does not match {who}'s pattern {metadata['pattern']}"]
     return []
+
+
+def _who(service: str) -> str:
+    return "SageMaker" if service == "sagemaker" else f"the {service} API"
 
 
 @functools.cache
