@@ -1,7 +1,9 @@
 """Bodies of any size up to asynchronous inference's 1 GB, in bounded memory (spooled to disk).
 
 Bodies are generated as they are sent and answers checked as they arrive: the test holds neither.
-Each heavy case runs once; the containers are the session's image with the session's model.
+Each heavy case runs once; the containers are the session's image with the session's model. The
+code is the same for every framework, so these are marked heavy (the template's CI runs them on
+the default algorithm only).
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ import http.client
 import json
 import time
 
+import pytest
+
 from .conftest import ROWS, Server, csv_body, docker
 from .test_stress import finish, start, wrapping_module
+
+pytestmark = pytest.mark.heavy
 
 MEBIBYTE = 1024 * 1024
 SEND = MEBIBYTE  # bytes handed to the socket at a time
