@@ -39,6 +39,7 @@ CONTRACT = [
     "project.py",
     "server.py",
     "settings.py",
+    "spool.py",
     "training.py",
     "training_data.py",
     "training_job.py",
@@ -89,6 +90,7 @@ CONTRACT_TESTS = [
     "test_loading.py",
     "test_parallel.py",
     "test_settings.py",
+    "test_spool.py",
     "test_training.py",
     "test_training_data.py",
 ]
@@ -112,6 +114,7 @@ CONTAINER_TESTS = [
     "conftest.py",
     "test_abuse.py",
     "test_image.py",
+    "test_large_bodies.py",
     "test_model_loading.py",
     "test_publishing.py",
     "test_sbom.py",

@@ -13,6 +13,9 @@ When the budget is spent the request waits, in arrival order, for memory to be r
 MODEL_SERVER_ADMISSION_WAIT_MS it is answered 503 with Retry-After. Its body stays unread
 meanwhile, in the client's socket buffers, not in ours. A request that could never fit the whole
 budget is answered 413 at once, with the size it would need.
+
+A body too large for its share of the budget is spooled to disk instead (spool.py): it then
+reserves one slice's working set here (spooled_cost), and its size from the disk's free space.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import collections
 from dataclasses import dataclass
 
 from .memory import MEBIBYTE, container_memory_bytes, resident_bytes
+from .spool import DROP_BEHIND, SEND_CHUNK
 
 # Bodies are decoded, predicted and encoded this much text at a time (formats.SLICE_BYTES). A
 # slice's working memory (text, parsed records, rows, predictions, encoded answer) is counted at
@@ -54,6 +58,14 @@ def request_cost(kind: str, body_bytes: int) -> int:
     return REQUEST_OVERHEAD + copies * body_bytes + slice_cost
 
 
+def spooled_cost(kind: str) -> int:
+    """The most memory a request whose body is spooled to disk (spool.py) holds at once: one
+    slice's working set, a chunk of the answer being sent, and the page cache written and not yet
+    dropped (it counts toward the container's memory limit; what is clean is also reclaimable)."""
+    slice_cost = SLICE_BYTES * SLICE_FACTOR.get(kind, max(SLICE_FACTOR.values()))
+    return REQUEST_OVERHEAD + slice_cost + SEND_CHUNK + DROP_BEHIND
+
+
 @dataclass(frozen=True)
 class Plan:
     """How much each worker may spend on requests, and how that was decided (for the log)."""
@@ -79,8 +91,8 @@ def plan(workers: int, max_inflight_mb: int = 0, *, limit: int | None = None, he
         held = resident_bytes()
     margin = max(MIN_MARGIN, int(limit * MARGIN_FRACTION))
     total = limit - held - workers * WORKER_OVERHEAD - margin
-    # However small the container, one slice-sized request at a time per worker must fit.
-    floor = request_cost("text/csv", SLICE_BYTES)
+    # However small the container, one slice-sized or spooled request at a time per worker must fit.
+    floor = max(request_cost("text/csv", SLICE_BYTES), spooled_cost("application/json"))
     per_worker = max(floor, total // workers)
     explanation = (
         f"{_mb(limit)} from {source}, less {_mb(held)} the model and server hold, {workers} x "
@@ -171,6 +183,13 @@ class MemoryBudget:
         self._take(amount)
         reservation.bytes += amount
         return True
+
+    def shrink(self, reservation: Reservation, amount: int) -> None:
+        """Hold only `amount` of a reservation from now on (a body that went to disk)."""
+        if amount < reservation.bytes:
+            surplus = reservation.bytes - amount
+            reservation.bytes = amount
+            self._give_back(surplus)
 
     def release(self, reservation: Reservation) -> None:
         self._give_back(reservation.bytes)

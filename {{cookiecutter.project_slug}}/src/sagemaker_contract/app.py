@@ -30,6 +30,7 @@ a buyer pays for.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -40,11 +41,21 @@ from typing import Any, Callable
 import numpy as np
 
 from . import formats
-from .admission import MemoryBudget, Overloaded, TooLarge, request_cost
+from .admission import MemoryBudget, Overloaded, TooLarge, request_cost, spooled_cost
 from .batching import BatchingPredictor, WorkerStuck
 from .errors import ClientError, PredictionError
 from .formats import Formats
 from .settings import MEBIBYTE, Settings
+from .spool import (
+    SEND_CHUNK,
+    SPOOL_SHARE,
+    DiskBudget,
+    DiskBusy,
+    DiskReservation,
+    DiskTooSmall,
+    SpooledAnswer,
+    SpoolFile,
+)
 
 log = logging.getLogger("serve")
 
@@ -89,11 +100,18 @@ class _ServerError(Exception):
 
 
 class InferenceApp:
-    def __init__(self, state: ModelState, settings: Settings, budget: MemoryBudget | None = None) -> None:
+    def __init__(
+        self,
+        state: ModelState,
+        settings: Settings,
+        budget: MemoryBudget | None = None,
+        disk: DiskBudget | None = None,
+    ) -> None:
         self.state = state
         self.settings = settings
         # Built in the gunicorn master: each worker has its own copy of the budget from the fork.
         self.budget = budget or MemoryBudget(1 << 62)
+        self.disk = disk  # where bodies too large for memory are spooled; None: nowhere (spool.py)
         self.unhealthy: str | None = None  # why this worker takes no more requests
         self.answered = 0  # /invocations answered 200, for the worker's exit line
         self._execution_parameters = json.dumps(
@@ -199,11 +217,30 @@ class InferenceApp:
         declared = _content_length(headers)
         if declared is not None and declared > limit:
             raise ClientError(413, _too_large(declared, limit))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.timeout_seconds
-        # Before reading the body: reserve what this request will hold (admission.py). Without
-        # Content-Length (chunked), start small and grow while reading.
-        cost = request_cost(request_kind, declared if declared is not None else formats.SLICE_BYTES)
+        spool = _Spool(self.disk if self.state.formats.built_in(request_kind, response_kind) else None)
+        try:
+            await self._admit_and_answer(request_kind, response_kind, declared, receive, send, spool)
+        finally:
+            spool.close()
+
+    async def _admit_and_answer(
+        self, request_kind: str, response_kind: str, declared: int | None, receive: Receive, send: Send, spool: _Spool
+    ) -> None:
+        # Before reading the body: reserve what this request will hold (admission.py): a body too
+        # large for its share of memory goes to disk, and reserves disk and one slice of memory.
+        # Without Content-Length (chunked), start small and grow while reading.
+        if declared is not None and self._spools(request_kind, declared, spool):
+            try:
+                spool.start(2 * declared)  # the body, and as much again for its answer
+            except DiskTooSmall as error:
+                raise ClientError(413, str(error)) from None
+            except DiskBusy:
+                log.warning("503 /invocations: no disk free to spool a %d byte body now", declared)
+                await _respond(send, 503, _NO_DISK, _TEXT, _RETRY)
+                return
+            cost = spooled_cost(request_kind)
+        else:
+            cost = request_cost(request_kind, declared if declared is not None else formats.SLICE_BYTES)
         try:
             reservation = self.budget.try_acquire(cost)
             if reservation is None:
@@ -215,13 +252,24 @@ class InferenceApp:
             log.warning("503 /invocations: no memory free for a %s body within the admission wait", _size(declared))
             await _respond(send, 503, _OVERLOADED, _TEXT, _RETRY)
             return
+        hung_up: asyncio.Future[Any] | None = None
         try:
-            body = await self._read_body(declared, receive, request_kind, reservation)
-            answer, units = await self._predict_body(request_kind, response_kind, body, deadline)
+            body = await self._read_body(declared, receive, request_kind, reservation, spool)
+            if spool.body_file is not None:
+                self.budget.shrink(reservation, spooled_cost(request_kind))
+                # The body is read: the next message is the client hanging up, if it does.
+                hung_up = asyncio.ensure_future(receive())
+            spooled = spool.body_file is not None
+            answer = spool.answer(response_kind) if spooled else self.state.formats.answer(response_kind)
+            units = await self._predict_body(request_kind, response_kind, body, answer, spool, hung_up)
             del body
             self.answered += 1
             # Released only once the answer is handed to the connection: it is held until then.
-            await _respond(send, 200, answer, response_kind.encode(), (_metering(units),))
+            content_type, metering = response_kind.encode(), _metering(units)
+            if spooled:
+                await _respond_file(send, spool.finish_answer(answer), content_type, metering, hung_up)
+            else:
+                await _respond(send, 200, self._encoded(answer, response_kind), content_type, (metering,))
         except _ServerError as error:
             request_id = self._next_id()
             if error.traceback:
@@ -235,47 +283,70 @@ class InferenceApp:
         except WorkerStuck as error:
             await _respond(send, 503, f"worker unavailable, retry: {error}\n".encode(), _TEXT, _CLOSE_RETRY)
             return
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT) or spool.body_file is None:
+                raise
+            log.warning("503 /invocations: the spool filesystem filled up while spooling a request")
+            await _respond(send, 503, _NO_DISK, _TEXT, _RETRY)
+            return
         finally:
+            if hung_up is not None:
+                hung_up.cancel()
             self.budget.release(reservation)
 
+    def _spools(self, kind: str, body_bytes: int, spool: _Spool) -> bool:
+        """Whether a body of this size goes to disk: one over a share of the worker's memory."""
+        return (
+            spool.disk is not None
+            and body_bytes > formats.SLICE_BYTES
+            and request_cost(kind, body_bytes) > self.budget.capacity // SPOOL_SHARE
+        )
+
     async def _predict_body(
-        self, request_kind: str, response_kind: str, body: formats.Body, deadline: float
-    ) -> tuple[bytes, int]:
-        """Decode, predict and encode the body a slice at a time; the whole answer and the units it
-        consumed (the records answered, or what the project's consumed_units() counts)."""
+        self,
+        request_kind: str,
+        response_kind: str,
+        body: formats.Body,
+        answer: Any,
+        spool: _Spool,
+        hung_up: asyncio.Future[Any] | None,
+    ) -> int:
+        """Decode, predict and encode the body a slice at a time into `answer`; the units it
+        consumed (the records answered, or what the project's consumed_units() counts).
+
+        MODEL_SERVER_TIMEOUT bounds each predict() call, not the request: a body of many slices
+        runs on as long as each of its slices is predicted in time (README, "Timeouts")."""
         assert self.state.predictor is not None
         predictor = self.state.predictor
         expected = self.state.feature_count
-        loop = asyncio.get_running_loop()
-        answer = self.state.formats.answer(response_kind)
+        timeout = self.settings.timeout_seconds
         records = 0
         units = 0
         slices = self.state.formats.decode_slices(request_kind, body)
         several = len(body) > formats.SLICE_BYTES
+        done = 0
         while True:
             rows = next(slices, None)  # decoding a slice: a few milliseconds at most
             if rows is None:
                 break
+            done += 1
             if expected is not None and getattr(rows, "ndim", 0) == 2 and rows.shape[1] != expected:
                 raise ClientError(
                     400,
                     f"records have {rows.shape[1]} features; this model takes {expected} "
                     "(the label column is not sent)",
                 )
-            remaining = deadline - loop.time()
             try:
-                if remaining <= 0:
-                    raise asyncio.TimeoutError
-                predictions = await asyncio.wait_for(predictor.submit(rows), remaining)
+                predictions = await asyncio.wait_for(predictor.submit(rows), timeout)
                 answer.add(predictions)
             except asyncio.TimeoutError:
                 raise _ServerError(
                     504,
-                    f"prediction took over {self.settings.timeout_seconds} s (MODEL_SERVER_TIMEOUT)",
-                    f"prediction of {records + len(rows)} records took over MODEL_SERVER_TIMEOUT="
-                    f"{self.settings.timeout_seconds} s",
+                    f"a prediction took over {timeout} s (MODEL_SERVER_TIMEOUT)",
+                    f"predict() on {len(rows)} records (after {records} answered) took over "
+                    f"MODEL_SERVER_TIMEOUT={timeout} s",
                 ) from None
-            except (WorkerStuck, ClientError):
+            except (WorkerStuck, ClientError, OSError):
                 raise
             except ValueError as error:
                 # Models raise ValueError for input they cannot take (NaN, out-of-domain values...).
@@ -292,15 +363,25 @@ class InferenceApp:
             records += len(rows)
             units += len(rows) if self.state.consumed_units is None else self._consumed_units(rows, predictions)
             del rows, predictions
+            if spool.body_file is not None:
+                # Every slice but the last is at least SLICE_BYTES of the body (formats.py), so
+                # what lies before the slice now being decoded is done with.
+                spool.body_file.consumed((done - 1) * formats.SLICE_BYTES)
+                if hung_up is not None and hung_up.done():
+                    log.info("/invocations: the client hung up after %d records of a spooled body", records)
+                    raise _Disconnected()
             if several:
                 await asyncio.sleep(0)  # let /ping and other requests in between slices
+        return units
+
+    def _encoded(self, answer: formats.Answer, response_kind: str) -> bytes:
         try:
-            return answer.body(), units
+            return answer.body()
         except Exception as error:  # noqa: BLE001 - the project's encode() failed: a server error
             raise _ServerError(
                 500,
                 "internal error while encoding the answer",
-                f"encoding {records} predictions as {response_kind} failed: {type(error).__name__}: {_one_line(error)}",
+                f"encoding the predictions as {response_kind} failed: {type(error).__name__}: {_one_line(error)}",
                 traceback=True,
             ) from error
 
@@ -324,10 +405,15 @@ class InferenceApp:
             )
         return int(units)
 
-    async def _read_body(self, declared: int | None, receive: Receive, kind: str, reservation: Any) -> formats.Body:
-        """The body: the one message it came in (the common case, no copy), or its messages
-        gathered into one buffer (no list of chunks joined at the end: half the copies)."""
+    async def _read_body(
+        self, declared: int | None, receive: Receive, kind: str, reservation: Any, spool: _Spool
+    ) -> formats.Body:
+        """The body: the one message it came in (the common case, no copy), its messages gathered
+        into one buffer (no list of chunks joined at the end: half the copies), or, past its share
+        of memory, written to a spool file as they arrive and mapped back read-only."""
         limit = self.settings.max_body_bytes
+        if spool.body_file is not None:
+            return await self._spool_body(receive, spool, limit, b"", more=True)
         reserved_for = declared if declared is not None else formats.SLICE_BYTES
         message = await receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
@@ -345,20 +431,65 @@ class InferenceApp:
             if len(body) + len(chunk) > limit:
                 raise ClientError(413, _too_large(len(body) + len(chunk), limit))
             body += chunk
+            more = message.get("more_body", False)
             if len(body) > reserved_for:
-                # A body longer than announced, or chunked: reserve for what has come.
-                reserved_for = self._grow(reservation, kind, reserved_for, max(len(body), 2 * reserved_for))
-            if not message.get("more_body", False):
+                # A body longer than announced, or chunked: the reservation grows with it (to
+                # twice what came, when that is free), but not past the body's share of memory:
+                # then it goes to disk.
+                if more and self._spools(kind, max(len(body), 2 * reserved_for), spool):
+                    try:
+                        spool.start(2 * max(len(body), _CHUNKED_DISK_STEP))
+                    except DiskTooSmall as error:
+                        raise ClientError(413, str(error)) from None
+                    except DiskBusy:
+                        raise WorkerOverloadedWhileReading(_NO_DISK) from None
+                    return await self._spool_body(receive, spool, limit, body, more)
+                reserved_for = self._grow(reservation, kind, reserved_for, len(body))
+            if not more:
                 return body
             message = await receive()
 
-    def _grow(self, reservation: Any, kind: str, reserved_for: int, wanted: int) -> int:
-        """Reserve for `wanted` body bytes instead of `reserved_for`; 503 if that memory is not free."""
-        extra = request_cost(kind, wanted) - request_cost(kind, reserved_for)
-        if not self.budget.grow(reservation, extra):
-            log.warning("503 /invocations: no memory free for a chunked body past %d bytes", reserved_for)
-            raise WorkerOverloadedWhileReading()
-        return wanted
+    async def _spool_body(
+        self, receive: Receive, spool: _Spool, limit: int, start: formats.Body, more: bool
+    ) -> formats.Body:
+        """Write the rest of the body to the spool file as it arrives; the whole of it, mapped."""
+        body_file = spool.body_file
+        assert body_file is not None and spool.disk is not None and spool.reservation is not None
+        body_file.write(start)
+        del start
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected()
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            size = body_file.size + len(chunk)
+            if size > limit:
+                raise ClientError(413, _too_large(size, limit))
+            if 2 * size > spool.reservation.total:  # chunked: reserve disk ahead, a step at a time
+                try:
+                    spool.disk.grow(spool.reservation, 2 * _CHUNKED_DISK_STEP)
+                except DiskTooSmall as error:
+                    raise ClientError(413, str(error)) from None
+                except DiskBusy:
+                    raise WorkerOverloadedWhileReading(_NO_DISK) from None
+            body_file.write(chunk)
+        return body_file.mapped()
+
+    def _grow(self, reservation: Any, kind: str, reserved_for: int, received: int) -> int:
+        """Reserve for a body of `received` bytes instead of `reserved_for`, with room to double
+        when that is free; 413 if it could never fit the budget, 503 if its memory is not free now."""
+        needed = request_cost(kind, received)
+        if needed > self.budget.capacity:
+            raise ClientError(413, self._over_budget(needed))
+        held = request_cost(kind, reserved_for)
+        doubled = max(received, 2 * reserved_for)
+        if self.budget.grow(reservation, request_cost(kind, doubled) - held):
+            return doubled
+        if self.budget.grow(reservation, needed - held):
+            return received
+        log.warning("503 /invocations: no memory free for a chunked body past %d bytes", reserved_for)
+        raise WorkerOverloadedWhileReading()
 
     def _over_budget(self, cost: int) -> str:
         return (
@@ -369,13 +500,50 @@ class InferenceApp:
 
 
 class WorkerOverloadedWhileReading(ClientError):
-    """A body without Content-Length outgrew the memory free for it: 503, like any shed request."""
+    """A body without Content-Length outgrew the memory (or disk) free for it: 503, like any shed request."""
 
-    def __init__(self) -> None:
-        super().__init__(503, _OVERLOADED.decode().strip())
+    def __init__(self, message: bytes = b"") -> None:
+        super().__init__(503, (message or _OVERLOADED).decode().strip())
+
+
+class _Spool:
+    """The disk a request's body and answer take when they are spooled (spool.py); every file
+    closed and every byte released in close(), whatever happened to the request."""
+
+    def __init__(self, disk: DiskBudget | None) -> None:
+        self.disk = disk  # None: this request is never spooled (spooling off, or the project's formats)
+        self.reservation: DiskReservation | None = None
+        self.body_file: SpoolFile | None = None
+        self.answer_file: SpoolFile | None = None
+
+    def start(self, disk_bytes: int) -> None:
+        """Reserve `disk_bytes` (DiskTooSmall, DiskBusy) and open the body's file."""
+        assert self.disk is not None
+        self.reservation = self.disk.reserve(disk_bytes)
+        self.body_file = SpoolFile(self.disk.directory, self.disk, self.reservation)
+
+    def answer(self, kind: str) -> SpooledAnswer:
+        assert self.disk is not None
+        self.answer_file = SpoolFile(self.disk.directory, self.disk, self.reservation)
+        return SpooledAnswer(kind, self.answer_file)
+
+    def finish_answer(self, answer: SpooledAnswer) -> SpoolFile:
+        if self.body_file is not None:
+            self.body_file.close()  # predicted: its disk and page cache go now, before the answer is sent
+        return answer.finish()
+
+    def close(self) -> None:
+        for file in (self.body_file, self.answer_file):
+            if file is not None:
+                file.close()
+        if self.disk is not None and self.reservation is not None:
+            self.disk.release(self.reservation)
+            self.reservation = None
 
 
 _OVERLOADED = b"server busy: not enough memory free for this request now; retry after a second\n"
+_NO_DISK = b"server busy: not enough disk free to spool this request now; retry after a second\n"
+_CHUNKED_DISK_STEP = 64 * MEBIBYTE  # a body without Content-Length reserves disk this much at a time
 _RETRY = ((b"retry-after", b"1"),)
 _CLOSE_RETRY = ((b"retry-after", b"1"), (b"connection", b"close"))
 
@@ -408,6 +576,24 @@ def _too_large(size: int, limit: int) -> str:
 def _one_line(error: object) -> str:
     text = " ".join(str(error).split())
     return text[:300] if text else type(error).__name__
+
+
+async def _respond_file(
+    send: Send, file: SpoolFile, content_type: bytes, metering: tuple[bytes, bytes], hung_up: Any
+) -> None:
+    """A 200 whose body is a spooled answer, sent from its file a chunk at a time."""
+    size = file.size
+    headers = [(b"content-type", content_type), (b"content-length", str(size).encode()), metering]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    offset = 0
+    while True:
+        chunk = file.read_at(offset, min(SEND_CHUNK, size - offset)) if offset < size else b""
+        offset += len(chunk)
+        more = 0 < len(chunk) and offset < size
+        await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        if not more or (hung_up is not None and hung_up.done()):
+            return
+        file.consumed(offset)
 
 
 async def _respond(

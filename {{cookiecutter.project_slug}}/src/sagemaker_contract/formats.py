@@ -42,9 +42,13 @@ SUPPORTED = (CSV, JSON, JSONLINES)
 _TEXT_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii"}
 _EMPTY_CSV_FIELD = re.compile(r"(?:^|(?<=,))(?=,|$)", re.MULTILINE)
 SLICE_BYTES = 256 * 1024  # text decoded, predicted and encoded at a time (admission.py counts on it)
+# Request formats decode_slices reads a slice at a time from any buffer, an mmap included, without
+# a copy of the whole body: those a body too large for memory may be spooled in (app.py). JSON is
+# still decoded to one str first, as large as the body.
+SLICED_FROM_ANY_BUFFER = (CSV, JSONLINES)
 Body = Union[bytes, bytearray]
 _NOT_SPACE = re.compile(rb"\S")
-_TRAILING_SPACE = re.compile(rb"\s+\Z")
+_SPACE_BYTES = b" \t\n\r\x0b\x0c"  # what \s matches in bytes
 
 
 def parse_media_type(header: str) -> tuple[str, dict[str, str]]:
@@ -174,12 +178,17 @@ def _same_width(rows: np.ndarray, width: int | None, where: str, first: str) -> 
 
 
 def _content_bounds(body: Body) -> tuple[int, int]:
-    """Where the body's content starts and ends, leading and trailing whitespace left out (no copy)."""
+    """Where the body's content starts and ends, leading and trailing whitespace left out (no copy).
+
+    The end is found walking back from the last byte: a regular expression anchored at the end
+    would still scan the whole body, every page of a spooled one (an mmap) included."""
     first = _NOT_SPACE.search(body)
     if first is None:
         return 0, 0
-    trailing = _TRAILING_SPACE.search(body, first.start())
-    return first.start(), trailing.start() if trailing else len(body)
+    end = len(body)
+    while body[end - 1] in _SPACE_BYTES:  # stops at the first non-space, at worst `first`
+        end -= 1
+    return first.start(), end
 
 
 def _line_slices(body: Body, start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -575,6 +584,17 @@ class Formats:
 
     def answer(self, kind: str) -> Answer:
         return Answer(kind, self._encode_hook if kind in self._own_responses else None)
+
+    def built_in(self, request_kind: str, response_kind: str) -> bool:
+        """Both formats are this module's, decoded from any buffer (a spooled body's mmap) and
+        encoded a slice at a time; the project's decode() and encode() take and give a whole body
+        (so it is never spooled)."""
+        return (
+            request_kind in SLICED_FROM_ANY_BUFFER
+            and response_kind in SUPPORTED
+            and request_kind not in self._own_requests
+            and response_kind not in self._own_responses
+        )
 
 
 class Answer:

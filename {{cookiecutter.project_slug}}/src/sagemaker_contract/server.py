@@ -12,7 +12,8 @@ httptools when installed). A worker whose predict() is stuck past MODEL_SERVER_T
 taking requests, answers those it holds, and exits; gunicorn starts a fresh one.
 
 Memory: each worker gets an equal share of what the container can spend on requests in flight
-(admission.py), decided here once the model is loaded and logged in one line.
+(admission.py), decided here once the model is loaded and logged in one line. Bodies too large for
+that share are spooled to MODEL_SERVER_SPOOL_DIR (spool.py), created here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
-from . import admission, listening
+from . import admission, listening, spool
 from .adapter import SERVING, UserModule, load_user_module
 from .app import InferenceApp, ModelState
 from .batching import BatchingPredictor
@@ -163,7 +164,11 @@ def run() -> int:
         return 2
     budget = admission.plan(settings.workers, settings.max_inflight_mb)
     log.info("memory for requests in flight: %s", budget.explanation)
-    app = InferenceApp(state, settings, admission.MemoryBudget(budget.per_worker))
+    spool_problem = spool.make_spool_dir(settings.spool_dir)
+    if spool_problem:
+        log.warning("bodies too large for memory will be refused (413), not spooled: %s", spool_problem)
+    disk = None if spool_problem else spool.DiskBudget(settings.spool_dir)
+    app = InferenceApp(state, settings, admission.MemoryBudget(budget.per_worker), disk)
     if state.predictor is not None:
         state.predictor.on_stuck = lambda reason: _replace_this_worker(app, reason)
     options = {

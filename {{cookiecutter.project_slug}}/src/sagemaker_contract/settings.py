@@ -2,9 +2,16 @@
 
     SAGEMAKER_BIND_TO_PORT         port to listen on (inference pipelines); default 8080
     MODEL_SERVER_WORKERS           server processes; default: one per CPU
-    MODEL_SERVER_TIMEOUT           seconds a request may take; default 60 (SageMaker's own limit)
-    SAGEMAKER_MAX_PAYLOAD_IN_MB    batch transform's payload limit; requests may be up to
-                                   max(6 MB, this) (0 means unlimited: 100 MB is allowed)
+    MODEL_SERVER_TIMEOUT           seconds one predict() call may take (one slice of a large body,
+                                   or one merged batch); default 60. A request that keeps
+                                   completing slices runs on: SageMaker bounds it as a whole
+                                   (InvocationTimeoutSeconds; README, "Timeouts")
+    MODEL_SERVER_MAX_BODY_MB       largest request body; default 1024 (asynchronous inference's
+                                   1 GB). Bodies over a share of memory are spooled to disk
+    SAGEMAKER_MAX_PAYLOAD_IN_MB    batch transform's payload limit; when set, it is the limit
+                                   instead: max(6 MB, this) (0 means unlimited: 100 MB is allowed)
+    MODEL_SERVER_SPOOL_DIR         where bodies too large for memory, and their answers, are
+                                   spooled while they are answered; default /tmp/model-server-spool
     MODEL_SERVER_BATCH_ROWS        most records merged into one predict() call; default 1000
     MODEL_SERVER_BATCH_WINDOW_MS   extra wait to gather a batch; default 0 (batch what is queued)
     MODEL_SERVER_ACCESS_LOG        "true" logs every request; default off (it costs throughput)
@@ -31,6 +38,10 @@ from .errors import ContractError
 MEBIBYTE = 1024 * 1024
 REALTIME_PAYLOAD_MB = 6  # InvokeEndpoint's limit: 6 MB (6,291,456 bytes) each way.
 UNLIMITED_PAYLOAD_MB = 100  # CreateTransformJob's MaxPayloadInMB maximum.
+ASYNC_PAYLOAD_MB = 1024  # InvokeEndpointAsync's input limit: 1 GB.
+# In the container's own filesystem, which SageMaker backs with the instance's storage volume
+# (README, "Large bodies"); not /opt/ml, which SageMaker mounts, read-only for the model.
+DEFAULT_SPOOL_DIR = "/tmp/model-server-spool"
 
 
 @dataclass(frozen=True)
@@ -45,15 +56,26 @@ class Settings:
     max_inflight_mb: int = 0  # 0: derived from the memory the container has (admission.py)
     admission_wait_seconds: float = 10.0
     error_detail: bool = False
+    # 0: batch transform's payload limit decides (SAGEMAKER_MAX_PAYLOAD_IN_MB was set, or no
+    # environment was read); otherwise MODEL_SERVER_MAX_BODY_MB.
+    max_body_mb: int = 0
+    spool_dir: str = DEFAULT_SPOOL_DIR
 
     @property
     def max_body_bytes(self) -> int:
+        if self.max_body_mb:
+            return self.max_body_mb * MEBIBYTE
         return max(REALTIME_PAYLOAD_MB, self.max_payload_mb) * MEBIBYTE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         payload = _integer(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", REALTIME_PAYLOAD_MB, 0, UNLIMITED_PAYLOAD_MB)
+        batch_transform = bool(env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "").strip())
+        max_body_mb = _integer(env, "MODEL_SERVER_MAX_BODY_MB", ASYNC_PAYLOAD_MB, 1, 1_048_576)
+        spool_dir = env.get("MODEL_SERVER_SPOOL_DIR", "").strip() or DEFAULT_SPOOL_DIR
+        if not spool_dir.startswith("/"):
+            raise ContractError(f"MODEL_SERVER_SPOOL_DIR={spool_dir!r} is not an absolute path; give one or unset it")
         return cls(
             port=_integer(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535),
             workers=_integer(env, "MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1, 256),
@@ -65,6 +87,8 @@ class Settings:
             max_inflight_mb=_integer(env, "MODEL_SERVER_MAX_INFLIGHT_MB", 0, 1, 1_048_576),
             admission_wait_seconds=_integer(env, "MODEL_SERVER_ADMISSION_WAIT_MS", 10_000, 0, 3_600_000) / 1000,
             error_detail=_boolean(env, "MODEL_SERVER_ERROR_DETAIL", False),
+            max_body_mb=0 if batch_transform else max_body_mb,
+            spool_dir=spool_dir,
         )
 
 

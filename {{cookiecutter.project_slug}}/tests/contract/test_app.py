@@ -27,8 +27,9 @@ def make_app(predict=sum_rows, feature_count=3, budget=None, **settings):
     return InferenceApp(state, Settings(**settings), budget)
 
 
-def call(app, method, path, headers=None, body=b"", chunks=None):
-    """One request through the app; returns (status, headers, body)."""
+def call(app, method, path, headers=None, body=b"", chunks=None, hang_up=False):
+    """One request through the app; returns (status, headers, body). After its body the client
+    waits for the answer, as a connection does, or with hang_up=True hangs up."""
     scope = {
         "type": "http",
         "method": method,
@@ -40,12 +41,18 @@ def call(app, method, path, headers=None, body=b"", chunks=None):
     sent = []
 
     async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
+        if messages:
+            return messages.pop(0)
+        if not hang_up:
+            await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message):
         sent.append(message)
 
     asyncio.run(app(scope, receive, send))
+    if not sent:
+        return None, {}, b""  # no answer: the client had hung up
     start = sent[0]
     return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
 
@@ -363,13 +370,31 @@ def test_waiting_requests_are_admitted_in_arrival_order():
     assert budget.in_use == 0
 
 
-def test_a_chunked_body_that_outgrows_the_free_memory_is_503():
+def test_a_chunked_body_that_could_never_fit_is_413_like_a_declared_one():
     budget = MemoryBudget(request_cost("text/csv", formats.SLICE_BYTES) + 1024)
     row = b"1,2,3\n"
     chunk = row * (formats.SLICE_BYTES // len(row))
+    status, _, answer = invoke(make_app(budget=budget), b"", chunks=[chunk, chunk, chunk])
+    assert status == 413 and b"needs about" in answer and b"more than this worker has for requests" in answer
+    assert budget.in_use == 0
+
+
+def test_a_chunked_body_that_fits_is_answered_though_twice_its_size_would_not():
+    row = b"1,2,3\n"
+    chunk = row * (formats.SLICE_BYTES // len(row))
+    budget = MemoryBudget(request_cost("text/csv", 3 * len(chunk)) + 1024)  # 4 chunks would not fit
+    status, _, answer = invoke(make_app(budget=budget), b"", chunks=[chunk, chunk, chunk])
+    assert status == 200 and answer.count(b"\n") == 3 * chunk.count(b"\n")
+    assert budget.in_use == 0
+
+
+def test_a_chunked_body_whose_memory_another_request_holds_is_503_with_retry_after():
+    row = b"1,2,3\n"
+    chunk = row * (formats.SLICE_BYTES // len(row))
+    budget = MemoryBudget(request_cost("text/csv", 3 * len(chunk)))
+    budget.in_use = budget.capacity - request_cost("text/csv", formats.SLICE_BYTES)  # held by another
     status, headers, answer = invoke(make_app(budget=budget), b"", chunks=[chunk, chunk, chunk])
     assert status == 503 and headers[b"retry-after"] == b"1" and answer.startswith(b"server busy")
-    assert budget.in_use == 0
 
 
 def test_a_batch_transform_payload_fits_the_budget_of_a_small_container():

@@ -10,8 +10,16 @@ def test_defaults_follow_sagemaker():
     settings = Settings.from_environ({})
     assert settings.port == 8080
     assert settings.timeout_seconds == 60
-    assert settings.max_body_bytes == 6 * MEBIBYTE
+    assert settings.max_body_bytes == 1024 * MEBIBYTE  # asynchronous inference's 1 GB
+    assert settings.spool_dir == "/tmp/model-server-spool"
     assert settings.workers >= 1
+
+
+def test_the_body_limit_is_its_own_setting_unless_batch_transform_sets_its_payload():
+    assert Settings.from_environ({"MODEL_SERVER_MAX_BODY_MB": "50"}).max_body_bytes == 50 * MEBIBYTE
+    batch = {"MODEL_SERVER_MAX_BODY_MB": "50", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}
+    assert Settings.from_environ(batch).max_body_bytes == 20 * MEBIBYTE
+    assert Settings.from_environ({"MODEL_SERVER_SPOOL_DIR": "/mnt/spool"}).spool_dir == "/mnt/spool"
 
 
 def test_environment_overrides():
@@ -41,6 +49,8 @@ def test_a_smaller_batch_payload_never_lowers_the_realtime_limit_and_zero_means_
         ),
         ({"SAGEMAKER_BIND_TO_PORT": "70000"}, "SAGEMAKER_BIND_TO_PORT=70000 is out of range"),
         ({"MODEL_SERVER_ACCESS_LOG": "sometimes"}, "MODEL_SERVER_ACCESS_LOG='sometimes' is not a boolean"),
+        ({"MODEL_SERVER_SPOOL_DIR": "spool"}, "MODEL_SERVER_SPOOL_DIR='spool' is not an absolute path"),
+        ({"MODEL_SERVER_MAX_BODY_MB": "0"}, "MODEL_SERVER_MAX_BODY_MB=0 is out of range"),
     ],
 )
 def test_nonsense_is_refused_with_the_variable_named(env, message):
