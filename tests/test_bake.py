@@ -43,7 +43,6 @@ CONTRACT = [
     "training_data.py",
     "training_job.py",
     "checkpoints.py",
-    "xgboost_training.py",  # imported by XGBoost projects only
 ]
 # The host tools: never in the image.
 TOOLS = [
@@ -152,10 +151,12 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
         files -= {"data/train/iris.csv", "data/validation/iris.csv"}
         files |= {"data/train/digits.csv", "data/validation/digits.csv", *ONNX_ONLY}
     files.add("tests/contract/test_checkpoints.py")
-    if framework == "xgboost":
-        files.add("tests/contract/test_xgboost_training.py")
-        if product == "algorithm":
-            files.add("tests/container/test_distributed.py")
+    if (product, framework) == ("algorithm", "xgboost"):  # XGBoost's training machinery: only an algorithm trains
+        files |= {
+            "src/sagemaker_contract/xgboost_training.py",
+            "tests/contract/test_xgboost_training.py",
+            "tests/container/test_distributed.py",
+        }
     if product == "algorithm":
         files.add("tests/container/test_memory.py")
     return files
@@ -370,7 +371,12 @@ def test_template_owned_files_are_copied_verbatim(cookies):
             or relative.startswith(("docker-recipes/", "requirements/", "variants/"))
             or relative == "tests/container/test_model_package.py"  # model packages only
             or relative in ONNX_ONLY
-            or relative in ("tests/contract/test_xgboost_training.py", "tests/container/test_distributed.py")
+            or relative
+            in (
+                "src/sagemaker_contract/xgboost_training.py",
+                "tests/contract/test_xgboost_training.py",
+                "tests/container/test_distributed.py",
+            )
         ):
             continue
         assert (project / relative).read_bytes() == source.read_bytes(), f"{relative} changed when rendered"
