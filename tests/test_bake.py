@@ -157,6 +157,12 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
             "tests/contract/test_xgboost_training.py",
             "tests/container/test_distributed.py",
         }
+    if (product, framework) == ("model", "xgboost"):  # reading a booster or XGBClassifier saved anywhere
+        files |= {
+            "src/sagemaker_contract/xgboost_model.py",
+            "tests/contract/test_xgboost_model.py",
+            "tests/host_tools/test_xgboost_packing.py",
+        }
     if product == "algorithm":
         files.add("tests/container/test_memory.py")
     return files
@@ -376,6 +382,9 @@ def test_template_owned_files_are_copied_verbatim(cookies):
                 "src/sagemaker_contract/xgboost_training.py",
                 "tests/contract/test_xgboost_training.py",
                 "tests/container/test_distributed.py",
+                "src/sagemaker_contract/xgboost_model.py",
+                "tests/contract/test_xgboost_model.py",
+                "tests/host_tools/test_xgboost_packing.py",
             )
         ):
             continue

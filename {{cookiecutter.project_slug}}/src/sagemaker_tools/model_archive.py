@@ -27,7 +27,7 @@ from sagemaker_contract.adapter import PACKING, UserModule, load_user_module
 from sagemaker_contract.declaration import parse_hyperparameters
 from sagemaker_contract.errors import ContractError, ProjectError
 from sagemaker_contract.model_metadata import write_metadata
-from sagemaker_contract.project import FRAMEWORK
+from sagemaker_contract.project import FRAMEWORK, PRODUCT
 from sagemaker_contract.training_data import read_csv_channel
 
 
@@ -62,8 +62,18 @@ def stage_artifact(source: Path, staging: Path, user: UserModule) -> None:
                 raise PackagingError(f"MODEL={source} has paths outside the archive ({unsafe[0]}); it cannot be packed")
             archive.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     else:
-        name = user.model_file or source.name
-        shutil.copy(source, staging / name)
+        name = xgboost_file_name(source) if (PRODUCT, FRAMEWORK) == ("model", "xgboost") else None
+        shutil.copy(source, staging / (name or user.model_file or source.name))
+
+
+def xgboost_file_name(source: Path) -> str:
+    """xgboost-model.json or .ubj after what the file holds: XGBoost reads a file by its name."""
+    from sagemaker_contract import xgboost_model  # XGBoost model packages only
+
+    try:
+        return xgboost_model.model_file_name(source)
+    except xgboost_model.ModelFormatError as error:
+        raise PackagingError(f"MODEL={error}") from None
 
 
 def check_loads(user: UserModule, staging: Path, feature_count: int | None) -> int | None:
