@@ -44,6 +44,7 @@ ONLY_WITH_FRAMEWORK = {
     Path("src/sagemaker_contract/xgboost_model.py"): ("model", "xgboost"),
     Path("tests/contract/test_xgboost_model.py"): ("model", "xgboost"),
     Path("tests/host_tools/test_xgboost_packing.py"): ("model", "xgboost"),
+    Path("tests/container/test_xgboost_model_package.py"): ("model", "xgboost"),
     Path("tests/contract/test_xgboost_training.py"): ("algorithm", "xgboost"),
     Path("tests/container/test_distributed.py"): ("algorithm", "xgboost"),
 }

@@ -162,6 +162,7 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
             "src/sagemaker_contract/xgboost_model.py",
             "tests/contract/test_xgboost_model.py",
             "tests/host_tools/test_xgboost_packing.py",
+            "tests/container/test_xgboost_model_package.py",
         }
     if product == "algorithm":
         files.add("tests/container/test_memory.py")
@@ -340,6 +341,22 @@ def test_structured_files_parse_and_carry_the_answers(cookies):
     assert 'USER_MODULE = "fraud_scorer.model"' in (project / "src/sagemaker_contract/project.py").read_text()
 
 
+def test_the_marketplace_answer_changes_only_its_setting_and_the_readme(cookies):
+    """tests/test_container.py makes a private Debian project a Marketplace one by its one
+    `marketplace` line (the hook refuses the answer on Debian): nothing else may depend on it."""
+    answers = {"base_os": "amazonlinux-2023", "product": "model", "framework": "xgboost"}
+    listed, private = (bake(cookies, marketplace=value, project_name="Same", **answers) for value in (True, False))
+    differing = {
+        relative
+        for relative in files_of(listed) | files_of(private)
+        if not (private / relative).is_file() or (listed / relative).read_bytes() != (private / relative).read_bytes()
+    }
+    assert differing == {"pyproject.toml", "README.md"}
+    assert (private / "pyproject.toml").read_text().replace("\nmarketplace = false\n", "\nmarketplace = true\n") == (
+        listed / "pyproject.toml"
+    ).read_text()
+
+
 def test_publishing_settings_carry_the_answers(cookies):
     project = bake(
         cookies,
@@ -385,6 +402,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
                 "src/sagemaker_contract/xgboost_model.py",
                 "tests/contract/test_xgboost_model.py",
                 "tests/host_tools/test_xgboost_packing.py",
+                "tests/container/test_xgboost_model_package.py",
             )
         ):
             continue
