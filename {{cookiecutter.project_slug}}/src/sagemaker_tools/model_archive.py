@@ -62,14 +62,19 @@ def stage_artifact(source: Path, staging: Path, user: UserModule) -> None:
                 raise PackagingError(f"MODEL={source} has paths outside the archive ({unsafe[0]}); it cannot be packed")
             archive.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     else:
-        name = xgboost_file_name(source) if (PRODUCT, FRAMEWORK) == ("model", "xgboost") else None
-        shutil.copy(source, staging / (name or user.model_file or source.name))
+        name = user.model_file or source.name
+        if (PRODUCT, FRAMEWORK) == ("model", "xgboost"):
+            name = xgboost_file_name(source, name)
+        shutil.copy(source, staging / name)
 
 
-def xgboost_file_name(source: Path) -> str:
-    """xgboost-model.json or .ubj after what the file holds: XGBoost reads a file by its name."""
+def xgboost_file_name(source: Path, name: str) -> str:
+    """xgboost-model.json or .ubj after what the file holds (XGBoost reads a file by its name),
+    when load() reads XGBoost's file (xgboost_model.load); a MODEL_FILE of your own stays as it is."""
     from sagemaker_contract import xgboost_model  # XGBoost model packages only
 
+    if Path(name).stem != xgboost_model.MODEL_STEM:
+        return name
     try:
         return xgboost_model.model_file_name(source)
     except xgboost_model.ModelFormatError as error:
