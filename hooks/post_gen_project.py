@@ -34,12 +34,18 @@ ONLY_FOR = {
     "model": [Path("tests/container/test_model_package.py")],
 }
 # Files only one framework has (on one product, or on any: None): ONNX Runtime's sessions and the
-# tests of tensors and images; XGBoost's own machinery's tests.
+# tests of tensors and images; XGBoost's training machinery (only an algorithm trains) and its tests,
+# and the reading of a model saved anywhere (a model package's).
 ONLY_WITH_FRAMEWORK = {
     Path("src/sagemaker_contract/onnx_runtime.py"): (None, "onnx"),
     Path("tests/contract/test_onnx_runtime.py"): (None, "onnx"),
     Path("tests/container/test_onnx.py"): (None, "onnx"),
-    Path("tests/contract/test_xgboost_training.py"): (None, "xgboost"),
+    Path("src/sagemaker_contract/xgboost_training.py"): ("algorithm", "xgboost"),
+    Path("src/sagemaker_contract/xgboost_model.py"): ("model", "xgboost"),
+    Path("tests/contract/test_xgboost_model.py"): ("model", "xgboost"),
+    Path("tests/host_tools/test_xgboost_packing.py"): ("model", "xgboost"),
+    Path("tests/container/test_xgboost_model_package.py"): ("model", "xgboost"),
+    Path("tests/contract/test_xgboost_training.py"): ("algorithm", "xgboost"),
     Path("tests/container/test_distributed.py"): ("algorithm", "xgboost"),
 }
 

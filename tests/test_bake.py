@@ -44,7 +44,6 @@ CONTRACT = [
     "training_data.py",
     "training_job.py",
     "checkpoints.py",
-    "xgboost_training.py",  # imported by XGBoost projects only
 ]
 # The host tools: never in the image.
 TOOLS = [
@@ -164,10 +163,19 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
         files -= {"data/train/iris.csv", "data/validation/iris.csv"}
         files |= {"data/train/digits.csv", "data/validation/digits.csv", *ONNX_ONLY}
     files.add("tests/contract/test_checkpoints.py")
-    if framework == "xgboost":
-        files.add("tests/contract/test_xgboost_training.py")
-        if product == "algorithm":
-            files.add("tests/container/test_distributed.py")
+    if (product, framework) == ("algorithm", "xgboost"):  # XGBoost's training machinery: only an algorithm trains
+        files |= {
+            "src/sagemaker_contract/xgboost_training.py",
+            "tests/contract/test_xgboost_training.py",
+            "tests/container/test_distributed.py",
+        }
+    if (product, framework) == ("model", "xgboost"):  # reading a booster or XGBClassifier saved anywhere
+        files |= {
+            "src/sagemaker_contract/xgboost_model.py",
+            "tests/contract/test_xgboost_model.py",
+            "tests/host_tools/test_xgboost_packing.py",
+            "tests/container/test_xgboost_model_package.py",
+        }
     if product == "algorithm":
         files.add("tests/container/test_memory.py")
     return files
@@ -345,6 +353,22 @@ def test_structured_files_parse_and_carry_the_answers(cookies):
     assert 'USER_MODULE = "fraud_scorer.model"' in (project / "src/sagemaker_contract/project.py").read_text()
 
 
+def test_the_marketplace_answer_changes_only_its_setting_and_the_readme(cookies):
+    """tests/test_container.py makes a private Debian project a Marketplace one by its one
+    `marketplace` line (the hook refuses the answer on Debian): nothing else may depend on it."""
+    answers = {"base_os": "amazonlinux-2023", "product": "model", "framework": "xgboost"}
+    listed, private = (bake(cookies, marketplace=value, project_name="Same", **answers) for value in (True, False))
+    differing = {
+        relative
+        for relative in files_of(listed) | files_of(private)
+        if not (private / relative).is_file() or (listed / relative).read_bytes() != (private / relative).read_bytes()
+    }
+    assert differing == {"pyproject.toml", "README.md"}
+    assert (private / "pyproject.toml").read_text().replace("\nmarketplace = false\n", "\nmarketplace = true\n") == (
+        listed / "pyproject.toml"
+    ).read_text()
+
+
 def test_publishing_settings_carry_the_answers(cookies):
     project = bake(
         cookies,
@@ -382,7 +406,16 @@ def test_template_owned_files_are_copied_verbatim(cookies):
             or relative.startswith(("docker-recipes/", "requirements/", "variants/"))
             or relative == "tests/container/test_model_package.py"  # model packages only
             or relative in ONNX_ONLY
-            or relative in ("tests/contract/test_xgboost_training.py", "tests/container/test_distributed.py")
+            or relative
+            in (
+                "src/sagemaker_contract/xgboost_training.py",
+                "tests/contract/test_xgboost_training.py",
+                "tests/container/test_distributed.py",
+                "src/sagemaker_contract/xgboost_model.py",
+                "tests/contract/test_xgboost_model.py",
+                "tests/host_tools/test_xgboost_packing.py",
+                "tests/container/test_xgboost_model_package.py",
+            )
         ):
             continue
         assert (project / relative).read_bytes() == source.read_bytes(), f"{relative} changed when rendered"

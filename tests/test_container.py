@@ -47,6 +47,11 @@ def docker_engine():
 # The default algorithm and the scikit-learn model package also make their listing and run its
 # buyer notebook in SageMaker's local mode (`make test-listing`), on the image already built.
 LISTED = ({"base_os": "debian-12"}, {"base_os": "debian-12", "product": "model"})
+# The default answer, marketplace=true, on the XGBoost model package. The hook refuses it on an OS
+# off Marketplace's scan list and only Debian builds here, so the project is baked private and
+# then given `marketplace = true`, the one setting that answer renders differently (test_bake checks
+# that); its generated container tests then run as a default project's CI runs them.
+MARKETPLACE = ({"base_os": "debian-12", "product": "model", "framework": "xgboost"},)
 DEBIAN_BUILDS = [
     {"base_os": "debian-12"},
     {"base_os": "debian-11"},
@@ -89,11 +94,24 @@ HEAVY_ON = BUILDS[0]
 def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engine, answers):
     name = "contract-" + "-".join(value for key, value in answers.items() if key != "base_image")
     project = bake(cookies, marketplace=False, project_name=name, **answers)
+    marketplace = answers in MARKETPLACE
+    if marketplace:
+        make_marketplace_project(project)
     # A tag of this run's own, so parallel runs on one Docker engine never share an image.
     tag = f"test-{os.getpid()}"
     try:
         selection = {} if answers == HEAVY_ON else {"CONTAINER_TESTS": "container and not heavy"}
-        result = make(project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag, **selection)
+        # A Marketplace project's check-os refuses Debian (checked below): its tests run with check-os
+        # told this once that the image is for private use, as `make check-os` lets a user do.
+        private_os = {"MARKETPLACE": "false"} if marketplace else {}
+        result = make(
+            project, "test-container", venv=project_venv, timeout=3600, IMAGE_TAG=tag, **selection, **private_os
+        )
+        if marketplace:
+            refused = subprocess.run(
+                ["make", "check-os", f"IMAGE_TAG={tag}"], cwd=project, capture_output=True, text=True
+            )
+            assert refused.returncode != 0 and "Marketplace would reject it as UnscannableImage" in refused.stderr
         if answers in LISTED:
             listed = make(project, "test-listing", venv=project_venv, timeout=1800, IMAGE_TAG=tag)
             print(listed.stdout.strip().splitlines()[-1])
@@ -116,6 +134,13 @@ def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engi
     assert checked, (result.stdout + result.stderr)[-3000:]
     assert checked.group(2) == base.os and re.match(rf"{re.escape(base.version)}(\.|$)", checked.group(3)), checked[0]
     assert bool(checked.group(1)) != os_check.scannable(base.os, base.version, CATALOGUE), checked[0]
+
+
+def make_marketplace_project(project) -> None:
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert text.count("\nmarketplace = false\n") == 1
+    pyproject.write_text(text.replace("\nmarketplace = false\n", "\nmarketplace = true\n"))
 
 
 def test_check_os_reads_the_built_image(cookies, project_venv, docker_engine):

@@ -8,7 +8,7 @@ in one place, adapter.py. Import what your code needs from here:
     from sagemaker_contract import read_csv_channel     (a channel's CSV files as a Dataset)
     from sagemaker_contract import TrainingJob          (fit's `job`: hosts, channels, checkpoints)
     from sagemaker_contract import Checkpoints          (save and resume, for managed spot)
-    from sagemaker_contract import xgboost_training     (XGBoost across hosts; XGBoost projects only)
+    from sagemaker_contract import xgboost_training     (XGBoost across hosts; XGBoost algorithms only)
 """
 
 from __future__ import annotations

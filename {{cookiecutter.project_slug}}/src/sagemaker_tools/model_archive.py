@@ -27,7 +27,7 @@ from sagemaker_contract.adapter import PACKING, UserModule, load_user_module
 from sagemaker_contract.declaration import parse_hyperparameters
 from sagemaker_contract.errors import ContractError, ProjectError
 from sagemaker_contract.model_metadata import write_metadata
-from sagemaker_contract.project import FRAMEWORK
+from sagemaker_contract.project import FRAMEWORK, PRODUCT
 from sagemaker_contract.training_data import read_csv_channel
 
 
@@ -63,7 +63,22 @@ def stage_artifact(source: Path, staging: Path, user: UserModule) -> None:
             archive.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     else:
         name = user.model_file or source.name
+        if (PRODUCT, FRAMEWORK) == ("model", "xgboost"):
+            name = xgboost_file_name(source, name)
         shutil.copy(source, staging / name)
+
+
+def xgboost_file_name(source: Path, name: str) -> str:
+    """xgboost-model.json or .ubj after what the file holds (XGBoost reads a file by its name),
+    when load() reads XGBoost's file (xgboost_model.load); a MODEL_FILE of your own stays as it is."""
+    from sagemaker_contract import xgboost_model  # XGBoost model packages only
+
+    if Path(name).stem != xgboost_model.MODEL_STEM:
+        return name
+    try:
+        return xgboost_model.model_file_name(source)
+    except xgboost_model.ModelFormatError as error:
+        raise PackagingError(f"MODEL={error}") from None
 
 
 def check_loads(user: UserModule, staging: Path, feature_count: int | None) -> int | None:

@@ -1,6 +1,7 @@
 """What only a model package's image does (an algorithm's trains: test_train.py)."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -60,14 +61,16 @@ def registry_digest(registry: str, repository: str, tag: str) -> str:
 
 def test_make_push_then_make_publish_against_a_server(image, test_registry, moto_endpoint, tmp_path, request):
     """`make push` to a real registry, then `make publish` (not a dry run) against moto's server:
-    the model uploaded to S3, the model package created, unversioned and then as a version in a
-    model package group, and described naming the image by the digest the registry gave it."""
+    the model uploaded to S3, the model package created (certified for Marketplace when the project
+    says so), then as a version in a model package group, which only a private project may make,
+    and described naming the image by the digest the registry gave it."""
     import boto3
 
     from sagemaker_tools.publishing.config import load_settings
     from sagemaker_tools.publishing.images import PushedImage, read_record, write_record
 
     project = copy_project(tmp_path / "project")
+    marketplace = load_settings(project, {}).marketplace
     tag = f"rehearsal-{os.getpid()}-{int(time.time())}"
     # make push tags the image for the registry; that tag alone would keep the image on disk.
     pushed_locally = f"{test_registry}/{load_settings(project, {}).name}:{tag}"
@@ -101,18 +104,32 @@ def test_make_push_then_make_publish_against_a_server(image, test_registry, moto
     (name,) = [summary["ModelPackageName"] for summary in sagemaker.list_model_packages()["ModelPackageSummaryList"]]
     described = sagemaker.describe_model_package(ModelPackageName=name)
     assert described["ModelPackageStatus"] == "Completed"
+    assert described["CertifyForMarketplace"] is marketplace
     assert f"publish: {name} passed validation: {described['ModelPackageArn']}" in published.stdout
+    assert ("list it in the AWS Marketplace Management Portal" in published.stdout) is marketplace
     (container,) = described["InferenceSpecification"]["Containers"]
     assert container["Image"] == pinned
     bucket, key = container["ModelDataUrl"][len("s3://") :].split("/", 1)
     uploaded = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert uploaded == (project / "build" / "model.tar.gz").read_bytes()
 
-    # The same image as version 1 of a model package group (SageMaker Model Registry), created on the way.
+    # The same image as version 1 of a model package group (SageMaker Model Registry), created on the
+    # way. Marketplace certifies no versioned package: a Marketplace project is refused before any
+    # call, so this copy of it is made private first.
     pyproject = project / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace("[tool.sagemaker]", '[tool.sagemaker]\nmodel_package_group = "rehearsal"', 1)
+    grouped = pyproject.read_text().replace(
+        "[tool.sagemaker]", '[tool.sagemaker]\nmodel_package_group = "rehearsal"', 1
     )
+    if marketplace:
+        pyproject.write_text(grouped)
+        refused = make(project, "publish", env=aws, check=False)
+        assert refused.returncode != 0
+        assert "model_package_group makes versioned model packages, which AWS Marketplace does not certify" in (
+            refused.stderr
+        )
+        assert sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+        grouped = re.sub(r"(?m)^marketplace = true\b", "marketplace = false", grouped, count=1)
+    pyproject.write_text(grouped)
     versioned = make(project, "publish", env=aws)
     assert "publish: created the model package group rehearsal" in versioned.stdout
     (version,) = sagemaker.list_model_packages(ModelPackageGroupName="rehearsal")["ModelPackageSummaryList"]
@@ -131,13 +148,13 @@ def copy_project(target):
     return target
 
 
-def make(project, *args, env=None, **variables):
-    """`make` in `project`, with the running tests' own virtualenv and Docker."""
+def make(project, *args, env=None, check=True, **variables):
+    """`make` in `project`, with the running tests' own virtualenv and Docker (check: it must succeed)."""
     command = ["make", *args, f"VENV={sys.prefix}", f"DOCKER={DOCKER}"]
     command += [f"{key}={value}" for key, value in variables.items()]
     environ = {**os.environ, **(env or {}), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     result = subprocess.run(command, cwd=project, env=environ, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, (
+    assert result.returncode == 0 or not check, (
         f"{' '.join(command)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
     return result

@@ -11,9 +11,11 @@ the template's `sagemaker_contract` package serves it by calling what this modul
     consumed_units(records, predictions) -> int    optional: the units a request bills under
                                  AWS Marketplace's per-inference pricing (default: its records)
 
-`make package-model MODEL=path/to/xgboost-model.json` packs a booster trained anywhere (saved
-with `booster.save_model(...)` in XGBoost's JSON or UBJSON format, not pickle) into
-build/model.tar.gz; without MODEL it packs example_model()'s, trained on data/train.
+`make package-model MODEL=path/to/model` packs a booster or XGBClassifier trained anywhere (saved
+with `save_model(...)`, not pickle) into build/model.tar.gz, as xgboost-model.json or .ubj after
+what the file holds (XGBoost saves UBJSON when the name has no .json); without MODEL it packs
+example_model()'s, trained on data/train. sagemaker_contract.xgboost_model reads it back: a model
+XGBClassifier saved answers the classes its predict() gives.
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ from pathlib import Path
 import numpy as np
 import xgboost
 
-from sagemaker_contract import Dataset
+from sagemaker_contract import Dataset, xgboost_model
 
-MODEL_FILE = "xgboost-model.json"
+MODEL_FILE = "xgboost-model.json"  # make package-model names a UBJSON model xgboost-model.ubj
 
 
 def example_model(train: Dataset) -> xgboost.Booster:
     classes = np.unique(train.labels)
     params = {"objective": "multi:softprob", "num_class": len(classes), "max_depth": 4, "eta": 0.3, "seed": 0}
     booster = xgboost.train(params, xgboost.DMatrix(train.features, label=np.searchsorted(classes, train.labels)), 50)
-    booster.set_attr(classes=json.dumps(classes.tolist()))
+    booster.set_attr(classes=json.dumps(classes.tolist()))  # predict() answers these names
     return booster
 
 
@@ -41,16 +43,9 @@ def save(model: xgboost.Booster, model_dir: Path) -> None:
     model.save_model(model_dir / MODEL_FILE)
 
 
-def load(model_dir: Path) -> xgboost.Booster:
-    booster = xgboost.Booster(model_file=str(model_dir / MODEL_FILE))
-    # One thread per prediction: the server runs one worker process per CPU already.
-    booster.set_param({"nthread": 1})
-    return booster
+def load(model_dir: Path) -> xgboost_model.XGBoostModel:
+    return xgboost_model.load(model_dir)
 
 
-def predict(model: xgboost.Booster, features: np.ndarray) -> np.ndarray:
-    probabilities = model.inplace_predict(features)
-    classes = model.attr("classes")
-    if classes is None or probabilities.ndim != 2:
-        return probabilities  # A booster trained elsewhere, without class names: its raw output.
-    return np.asarray(json.loads(classes))[probabilities.argmax(axis=1)]
+def predict(model: xgboost_model.XGBoostModel | xgboost.Booster, features: np.ndarray) -> np.ndarray:
+    return xgboost_model.predict(model, features)
