@@ -12,4 +12,5 @@ everything here works on the project from outside it, and the Makefile calls it:
     publish [--dry-run]     create the algorithm or model package             (make publish)
     listing [...]           the buyer assets: usage, samples, notebook        (make listing)
     test-listing [...]      run the buyer notebook in SDK local mode          (make test-listing)
+    benchmark [...]         latency, throughput, workers of image or endpoint (make benchmark)
 """
