@@ -53,8 +53,10 @@ TOOLS = [
     "listing.py",
     "model_archive.py",
     "os_check.py",
+    "progress.py",
     "readme_tables.py",
     "sbom.py",
+    *(f"benchmark/{name}" for name in ("__init__.py", "cli.py", "load.py", "report.py", "targets.py")),
     *(
         f"publishing/{name}"
         for name in (
@@ -90,6 +92,7 @@ CONTRACT_TESTS = [
 TOOLS_TESTS = [
     "__init__.py",
     "publishing_support.py",
+    "test_benchmark.py",
     "test_listing.py",
     "test_lock.py",
     "test_model_archive.py",
@@ -103,6 +106,7 @@ CONTAINER_TESTS = [
     "__init__.py",
     "conftest.py",
     "test_abuse.py",
+    "test_benchmark.py",
     "test_image.py",
     "test_model_loading.py",
     "test_publishing.py",

@@ -74,8 +74,10 @@ def recommend(workers: Sequence[dict[str, Any]], p99_bound_ms: float | None = No
             "why": f"No worker count kept p99 within {bound:.1f} ms ({how}); the lowest was {lowest:.1f} ms.",
         }
     best = max(row["throughput"] for row in within)
-    chosen = min((row for row in within if row["throughput"] >= best * (1 - THROUGHPUT_TOLERANCE)),
-                 key=lambda row: row["workers"])
+    chosen = min(
+        (row for row in within if row["throughput"] >= best * (1 - THROUGHPUT_TOLERANCE)),
+        key=lambda row: row["workers"],
+    )
     others = ", ".join(
         f"{row['workers']}: {row['throughput']:.0f}/s, p99 {row['p99_ms']:.1f} ms"
         for row in answered
@@ -255,14 +257,14 @@ def _counts(text: str) -> list[int]:
     except ValueError:
         counts = []
     if not counts or counts[0] < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers of 1 or more, e.g. \"1 4 16\"")
+        raise argparse.ArgumentTypeError(f'{text!r}: give whole numbers of 1 or more, e.g. "1 4 16"')
     return counts
 
 
 def _worker_counts(text: str) -> list[str]:
     tokens = text.replace(",", " ").split()
     if not tokens or any(not (token == "cpus" or (token.isdigit() and int(token) >= 1)) for token in tokens):
-        raise argparse.ArgumentTypeError(f"{text!r}: give worker counts of 1 or more, or cpus, e.g. \"1 2 cpus\"")
+        raise argparse.ArgumentTypeError(f'{text!r}: give worker counts of 1 or more, or cpus, e.g. "1 2 cpus"')
     return tokens
 
 

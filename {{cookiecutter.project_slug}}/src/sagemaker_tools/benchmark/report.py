@@ -89,8 +89,10 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{row['cold_start_seconds']:.2f} | {_mebibytes(row.get('peak_memory_bytes'))} |"
             )
         recommended = result["recommended_workers"]
-        lines += ["", f"Recommended on this machine: `MODEL_SERVER_WORKERS={recommended['workers']}`. "
-                  f"{recommended['why']}"]
+        lines += [
+            "",
+            f"Recommended on this machine: `MODEL_SERVER_WORKERS={recommended['workers']}`. {recommended['why']}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -152,13 +154,20 @@ def chart(result: dict[str, Any], path: Path) -> None:
         workers = result["workers"]
         recommended = result["recommended_workers"]["workers"]
         colours = ["tab:green" if row["workers"] == recommended else "tab:gray" for row in workers]
-        bars = axes[2].bar([str(row["workers"]) for row in workers], [row["throughput"] for row in workers],
-                           color=colours)
+        bars = axes[2].bar(
+            [str(row["workers"]) for row in workers], [row["throughput"] for row in workers], color=colours
+        )
         for bar, row in zip(bars, workers):
-            axes[2].annotate(f"p99 {_ms(row['p99_ms'])} ms", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                             ha="center", va="bottom", fontsize=9)
-        axes[2].set_title(f"MODEL_SERVER_WORKERS ({result['sweep_content_type']}, "
-                          f"{result['settings']['sweep_concurrency']} clients)")
+            axes[2].annotate(
+                f"p99 {_ms(row['p99_ms'])} ms",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=9,
+            )
+        axes[2].set_title(
+            f"MODEL_SERVER_WORKERS ({result['sweep_content_type']}, {result['settings']['sweep_concurrency']} clients)"
+        )
         axes[2].set_xlabel("workers (green: recommended)")
         axes[2].set_ylabel("requests per second")
         axes[2].margins(y=0.15)

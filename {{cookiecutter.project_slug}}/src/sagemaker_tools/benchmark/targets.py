@@ -124,7 +124,7 @@ class Endpoint:
         except ClientError as error:
             return int(error.response.get("OriginalStatusCode") or error.response["ResponseMetadata"]["HTTPStatusCode"])
         answer["Body"].read()
-        return int(answer["ResponseMetadata"]["HTTPStatusCode"])
+        return 200  # any other status is raised as a ClientError
 
     def machine(self) -> dict[str, Any]:
         """The endpoint's instance type(s), from its endpoint configuration."""
@@ -132,17 +132,17 @@ class Endpoint:
 
         try:
             endpoint = self.sagemaker.describe_endpoint(EndpointName=self.name)
+            if endpoint.get("EndpointStatus") != "InService":
+                raise BenchmarkError(
+                    f"endpoint {self.name} is {endpoint.get('EndpointStatus')}, not InService; "
+                    "wait for it, or deploy it again"
+                )
             config = self.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         except ClientError as error:
             raise BenchmarkError(
                 f"cannot describe endpoint {self.name}: {error.response['Error'].get('Message', error)}; "
                 "check ENDPOINT, the Region and your credentials (sagemaker:DescribeEndpoint, DescribeEndpointConfig)"
             ) from None
-        if endpoint.get("EndpointStatus") != "InService":
-            raise BenchmarkError(
-                f"endpoint {self.name} is {endpoint.get('EndpointStatus')}, not InService; "
-                "wait for it, or deploy it again"
-            )
         variants = config.get("ProductionVariants", [])
         types = [
             variant.get("InstanceType") or ("serverless" if variant.get("ServerlessConfig") else "unknown")
