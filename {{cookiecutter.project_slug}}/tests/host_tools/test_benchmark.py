@@ -365,3 +365,12 @@ def test_a_log_gets_plain_lines_and_a_terminal_one_rewritten_line(monkeypatch):
     text = terminal.getvalue()
     assert "\n" not in text.rstrip("\n") and text.count("\r") >= 2
     assert text.rstrip().split("\r")[-1].startswith("the endpoint: stopped after ")
+
+
+def test_the_endpoint_s_region_is_the_one_make_publish_uses(monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "ap-southeast-2")
+    assert cli._project_region(PROJECT) == "ap-southeast-2"
+    monkeypatch.delenv("AWS_REGION")
+    pyproject = (PROJECT / "pyproject.toml").read_text()
+    assert f'region = "{cli._project_region(PROJECT)}"' in pyproject

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -194,11 +195,24 @@ def _sweep_row(workers: int, cell: Cell, cold_start: float | None, peak: int | N
 
 
 def measure_endpoint(args: argparse.Namespace, bodies: Sequence[Body], clients: tuple[Any, Any] | None = None):
-    runtime, sagemaker = clients or endpoint_clients(args.region, max(args.concurrency))
+    runtime, sagemaker = clients or endpoint_clients(
+        args.region or _project_region(args.project), max(args.concurrency)
+    )
     endpoint = Endpoint(args.endpoint, runtime, sagemaker)
     machine = endpoint.machine()
     cells = load_all(endpoint.connect, bodies, args.concurrency, args, f"endpoint {args.endpoint}")
     return {"target": "endpoint", "machine": machine, "rows": [cell.as_dict() for cell in cells]}
+
+
+def _project_region(project_dir: Path) -> str:
+    """The Region `make publish` uses: AWS_REGION, else pyproject.toml's [tool.sagemaker] region."""
+    from ..publishing import PublishError
+    from ..publishing.config import load_settings
+
+    try:
+        return load_settings(project_dir, os.environ).region
+    except PublishError as error:
+        raise BenchmarkError(str(error).replace("\n", "; ")) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -206,7 +220,7 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--image", help="the built image (run locally)")
     options.add_argument("--model", type=Path, help="the model it serves: a directory or a model.tar.gz")
     options.add_argument("--endpoint", help="measure this deployed endpoint instead, through InvokeEndpoint")
-    options.add_argument("--region", help="the endpoint's Region (default: boto3's, e.g. AWS_REGION)")
+    options.add_argument("--region", help="the endpoint's Region (default: AWS_REGION or [tool.sagemaker])")
     options.add_argument("--docker", default="docker")
     options.add_argument("--project", type=Path, default=Path.cwd())
     options.add_argument("--out", type=Path, default=Path("build/benchmark"))

@@ -128,7 +128,7 @@ class Endpoint:
 
     def machine(self) -> dict[str, Any]:
         """The endpoint's instance type(s), from its endpoint configuration."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             endpoint = self.sagemaker.describe_endpoint(EndpointName=self.name)
@@ -138,9 +138,10 @@ class Endpoint:
                     "wait for it, or deploy it again"
                 )
             config = self.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
+            message = error.response["Error"].get("Message", error) if isinstance(error, ClientError) else error
             raise BenchmarkError(
-                f"cannot describe endpoint {self.name}: {error.response['Error'].get('Message', error)}; "
+                f"cannot describe endpoint {self.name}: {message}; "
                 "check ENDPOINT, the Region and your credentials (sagemaker:DescribeEndpoint, DescribeEndpointConfig)"
             ) from None
         variants = config.get("ProductionVariants", [])
