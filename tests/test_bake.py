@@ -56,6 +56,7 @@ TOOLS = [
     "progress.py",
     "readme_tables.py",
     "sbom.py",
+    *(f"benchmark/{name}" for name in ("__init__.py", "cli.py", "load.py", "report.py", "targets.py")),
     *(
         f"publishing/{name}"
         for name in (
@@ -97,6 +98,7 @@ TOOLS_TESTS = [
     "__init__.py",
     "publishing_support.py",
     "registry_support.py",
+    "test_benchmark.py",
     "test_listing.py",
     "test_lock.py",
     "test_model_archive.py",
@@ -112,6 +114,7 @@ CONTAINER_TESTS = [
     "__init__.py",
     "conftest.py",
     "test_abuse.py",
+    "test_benchmark.py",
     "test_image.py",
     "test_large_bodies.py",
     "test_model_loading.py",

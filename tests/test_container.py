@@ -86,8 +86,10 @@ def chosen_builds(environ) -> list[dict]:
 BUILDS = chosen_builds(os.environ)
 # The long load, fault and memory-pressure tests of the server (marker `heavy`) exercise code that is
 # the same for every framework and OS: they run on the first build only (the default algorithm), the
-# rest leave them out.
+# rest leave them out. The benchmark is one of them: that build also runs a quick `make benchmark`,
+# whose table `make listing` must put into usage.md.
 HEAVY_ON = BUILDS[0]
+QUICK_BENCHMARK = {"BENCHMARK_SECONDS": "0.5", "BENCHMARK_CONCURRENCY": "1 4", "BENCHMARK_WORKERS": "cpus"}
 
 
 @pytest.mark.parametrize("answers", BUILDS, ids=lambda a: "-".join(a.values()))
@@ -112,12 +114,19 @@ def test_image_honours_the_sagemaker_contract(cookies, project_venv, docker_engi
                 ["make", "check-os", f"IMAGE_TAG={tag}"], cwd=project, capture_output=True, text=True
             )
             assert refused.returncode != 0 and "Marketplace would reject it as UnscannableImage" in refused.stderr
+        if answers == HEAVY_ON:
+            measured = make(project, "benchmark", venv=project_venv, timeout=600, IMAGE_TAG=tag, **QUICK_BENCHMARK)
+            print(measured.stdout.strip().splitlines()[-1])
+            for output in ("benchmark.json", "benchmark.md", "benchmark.png"):
+                assert (project / "build" / "benchmark" / output).stat().st_size > 0
         if answers in LISTED:
             listed = make(project, "test-listing", venv=project_venv, timeout=1800, IMAGE_TAG=tag)
             print(listed.stdout.strip().splitlines()[-1])
             assert "every answer was as in the samples" in listed.stdout
             notebook = json.loads((project / "build" / "test-listing" / "buyer-notebook.ipynb").read_text())
             assert all(cell.get("execution_count") for cell in notebook["cells"] if cell["cell_type"] == "code")
+            usage = (project / "build" / "listing" / "usage.md").read_text()
+            assert ("## Latency and throughput" in usage and "| p99 (ms) |" in usage) == (answers == HEAVY_ON)
     finally:
         subprocess.run(["docker", "image", "rm", f"{name}:{tag}"], capture_output=True)
     summary = result.stdout.strip().splitlines()[-1]

@@ -13,4 +13,5 @@ everything here works on the project from outside it, and the Makefile calls it:
     release [...]           add that version to your Marketplace ML product   (make release)
     listing [...]           the buyer assets: usage, samples, notebook        (make listing)
     test-listing [...]      run the buyer notebook in SDK local mode          (make test-listing)
+    benchmark [...]         latency, throughput, workers of image or endpoint (make benchmark)
 """

@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         from .listing import main as listing
 
         return listing(args)
+    if command == "benchmark":
+        from .benchmark.cli import main as benchmark
+
+        return benchmark(rest)
     if command == "sbom":
         from .sbom import main as sbom
 

@@ -48,6 +48,7 @@ from sagemaker_contract.model_metadata import read_metadata
 from sagemaker_contract.project import PRODUCT
 from sagemaker_contract.settings import REALTIME_PAYLOAD_MB, UNLIMITED_PAYLOAD_MB
 
+from .benchmark.report import listing_section
 from .publishing import PublishError
 from .publishing.config import Settings, load_settings
 from .publishing.sample_data import channel_files, features_only
@@ -64,6 +65,8 @@ METERING = "X-Amzn-Inference-Metering"
 # Where test-listing writes the notebook it ran (next to build/listing, not inside it).
 TEST_DIR = "test-listing"
 LOCAL_MODE_CELL_TAG = "local-mode-parameters"
+# `make benchmark`'s latest result: usage.md carries its table and the machine it was measured on.
+BENCHMARK_DIR = "build/benchmark"
 
 
 class ListingError(Exception):
@@ -119,6 +122,11 @@ def sample_inputs(rows: Sequence[Sequence[str]]) -> dict[str, bytes]:
     }
 
 
+def answer_type(content_type: str, declaration: dict[str, Any]) -> str:
+    """The Accept a sample is sent with: its own type when the image answers in it, else the first it does."""
+    return content_type if content_type in declaration["response_types"] else declaration["response_types"][0]
+
+
 def _number(text: str) -> float | None:
     return float(text) if text.strip() else None  # an empty CSV field is a missing value
 
@@ -127,8 +135,10 @@ def _number(text: str) -> float | None:
 class ImageServer:
     """`docker run IMAGE serve` with MODEL mounted at /opt/ml/model, published on 127.0.0.1 only."""
 
-    def __init__(self, image: str, model_dir: Path, docker: str = "docker") -> None:
+    def __init__(self, image: str, model_dir: Path, docker: str = "docker", env: dict[str, str] | None = None) -> None:
         self.docker = docker
+        settings = [arg for name, value in (env or {}).items() for arg in ("-e", f"{name}={value}")]
+        self.started = time.monotonic()
         started = subprocess.run(
             [
                 docker,
@@ -139,6 +149,7 @@ class ImageServer:
                 "127.0.0.1::8080",
                 "-v",
                 f"{model_dir}:/opt/ml/model:ro",
+                *settings,
                 image,
                 "serve",
             ],
@@ -156,15 +167,16 @@ class ImageServer:
             raise ListingError(f"`{docker} run {image} serve` exited at once; run `make serve-local` to see why")
         self.port = int(mapping.stdout.split()[0].rsplit(":", 1)[1])
 
-    def wait_until_healthy(self, timeout: float = 120) -> None:
+    def wait_until_healthy(self, timeout: float = 120) -> float:
+        """Seconds from `docker run` to the first /ping 200 (the cold start)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 if self._request("GET", "/ping", b"", {}).status == 200:
-                    return
+                    return time.monotonic() - self.started
             except OSError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         logs = subprocess.run([self.docker, "logs", self.container], capture_output=True, text=True)
         last = (logs.stdout + logs.stderr).strip().splitlines()[-1:] or ["(no log)"]
         raise ListingError(f"the image's /ping was not 200 within {timeout:.0f} s; its log ends: {last[0][:300]}")
@@ -228,7 +240,7 @@ def make_listing(
                 continue  # the project's own formats: usage.md says there is no sample for them
             suffix = SAMPLE_SUFFIXES[content_type]
             body = inputs[content_type]
-            accept = content_type if content_type in declaration["response_types"] else declaration["response_types"][0]
+            accept = answer_type(content_type, declaration)
             answer = invoke(body, content_type, accept)
             if answer.status != 200:
                 first = answer.body.decode("utf-8", "replace").strip().splitlines()[:1] or [""]
@@ -262,7 +274,9 @@ def make_listing(
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(path, target)
         feature_count = (read_metadata(model_dir) or {}).get("feature_count") if model_dir else None
-        (staging / USAGE).write_text(usage(settings, user, declaration, samples, feature_count))
+        measured = listing_section(project_dir / BENCHMARK_DIR)
+        text = usage(settings, user, declaration, samples, feature_count)
+        (staging / USAGE).write_text(text.rstrip("\n") + "\n\n" + measured if measured else text)
         write_notebook(staging / NOTEBOOK, settings, user, samples, image or f"{settings.name}:local")
         if out.exists():
             shutil.rmtree(out)

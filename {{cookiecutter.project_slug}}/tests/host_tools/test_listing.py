@@ -90,6 +90,7 @@ def test_usage_says_formats_limits_instance_types_metering_and_the_declaration(p
     out = project / "build" / "listing"
     make_listing(project, out, answering(), user=user_for(product))
     usage = (out / "usage.md").read_text()
+    assert "Latency and throughput" not in usage  # no `make benchmark` result in build/benchmark yet
     instance_types = settings_for(project, product).instance_types  # the project's answers, e.g. a GPU type
     for text in (
         "| `text/csv` |",
