@@ -237,8 +237,9 @@ def train(
     start = resume(checkpoints) if checkpoints else None
     done = start.num_boosted_rounds() if start is not None else 0
     if done >= num_round:
+        # SIGTERM came during the last round: its checkpoint is the finished job, still uncut.
         log.info("the checkpoint already holds all %d rounds", num_round)
-        return start
+        return _up_to_best_round(start, early_stopping_rounds)
     early_stopping = _EarlyStoppingAcrossResumes(rounds=early_stopping_rounds) if early_stopping_rounds else None
     callbacks = [_CheckpointEveryMinute(checkpoints, early_stopping)] if checkpoints else [early_stopping]
     with checkpoints or contextlib.nullcontext():
@@ -252,7 +253,12 @@ def train(
             verbose_eval=False,
         )
     log.info("trained %d of %d rounds", booster.num_boosted_rounds(), num_round)
+    return _up_to_best_round(booster, early_stopping_rounds)
+
+
+def _up_to_best_round(booster: xgboost.Booster, early_stopping_rounds: int | None) -> xgboost.Booster:
+    """With early stopping, the booster cut after its best round (the trees after it go)."""
     best = booster.attr("best_iteration")
     if early_stopping_rounds and best is not None:
-        booster = booster[: int(best) + 1]  # best_iteration counts from round 0, resumed or not
+        return booster[: int(best) + 1]  # best_iteration counts from round 0, resumed or not
     return booster

@@ -164,6 +164,51 @@ def test_early_stopping_resumed_mid_patience_stops_where_an_uninterrupted_job_st
     assert booster.get_dump() == uninterrupted[: best + 1].get_dump()
 
 
+class SigtermDuringRound(Checkpoints):
+    """Checkpoints that see SIGTERM arrive while round `round_number` runs."""
+
+    def __init__(self, *args, round_number, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.round_number, self.rounds_done = round_number, 0
+
+    def due(self):  # asked once after each round
+        self.rounds_done += 1
+        if self.rounds_done == self.round_number:
+            self.stop_requested = True
+        return super().due()
+
+
+def test_sigterm_during_the_last_round_resumes_to_the_uninterrupted_jobs_trees_cut_at_the_best_round(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "train")
+    features, labels = data(1)
+    valid_features, valid_labels = data(2, rows=60)
+    train_matrix = xgboost.DMatrix(features, label=labels)
+    evals = [(xgboost.DMatrix(valid_features, label=valid_labels), "validation")]
+    params = {**PARAMS, "eta": 1.0}
+    best = int(
+        xgboost.train(params, train_matrix, 200, evals=evals, early_stopping_rounds=5, verbose_eval=False).attr(
+            "best_iteration"
+        )
+    )
+    num_round = best + 4  # patience (5) never runs out: all rounds train, the last 3 are cut
+    uninterrupted = xgboost_training.train(params, train_matrix, num_round, evals=evals, early_stopping_rounds=5)
+    assert uninterrupted.num_boosted_rounds() == best + 1
+
+    (tmp_path / "checkpoints").mkdir()
+    checkpoints = SigtermDuringRound(tmp_path / "checkpoints", "algo-1", "xgboost", ".ubj", round_number=num_round)
+    with pytest.raises(TrainingStopped, match=f"round {num_round} "):
+        xgboost_training.train(
+            params, train_matrix, num_round, evals=evals, early_stopping_rounds=5, checkpoints=checkpoints
+        )
+    restarted = Checkpoints(tmp_path / "checkpoints", "algo-1", "xgboost", ".ubj")
+    booster = xgboost_training.train(
+        params, train_matrix, num_round, evals=evals, early_stopping_rounds=5, checkpoints=restarted
+    )
+    assert f"the checkpoint already holds all {num_round} rounds" in caplog.text
+    assert booster.num_boosted_rounds() == best + 1
+    assert booster.get_dump() == uninterrupted.get_dump()
+
+
 def test_a_checkpoint_records_the_best_round_early_stopping_found_up_to_it(tmp_path):
     features, labels = data(1)
     evals = [(xgboost.DMatrix(*data(2, rows=60)[:1], label=data(2, rows=60)[1]), "validation")]
