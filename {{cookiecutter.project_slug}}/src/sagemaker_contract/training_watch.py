@@ -65,10 +65,13 @@ def run_watched(
     global _phase  # noqa: PLW0603 - the child's one shared page, set before it trains
     shared = mmap.mmap(-1, PHASE_BYTES)
     before = count_oom_kills()
+    # SIGTERM waits (pending) until the parent passes it on: none may be lost between fork and handler.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             _phase = shared
             _prefer_me_for_the_oom_killer()
             phase("starting training")
@@ -79,6 +82,7 @@ def run_watched(
     # get it to checkpoint. SIGINT from a terminal reaches both already: the parent waits on.
     previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: _pass_on(pid, signum))
     previous_int = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         status = _wait(pid)
     finally:

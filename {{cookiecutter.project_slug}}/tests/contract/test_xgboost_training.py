@@ -270,3 +270,88 @@ def test_two_hosts_train_one_model_with_ranks_in_host_order(tmp_path):
     assert "distributed training: rank 1 of 2 hosts" in worker_log
     assert leader["classes"] == worker["classes"] == [0, 1, 2]
     assert leader["trees"] == worker["trees"] and len(leader["trees"]) == 5 * 3
+
+
+# --- in memory, external memory, or a refusal (XGBoost's own memory per row counted) -------------
+LIMIT_SOURCE = "the container's memory limit (/sys/fs/cgroup/memory.max)"
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("params", "outputs"),
+    [
+        ({"objective": "binary:logistic"}, 1),
+        ({"objective": "reg:squarederror"}, 1),
+        ({"objective": "multi:softprob", "num_class": 3}, 3),
+        ({"objective": "multi:softprob", "num_class": 10}, 10),
+    ],
+)
+def test_outputs_per_row_follow_the_objective_and_classes(params, outputs):
+    assert xgboost_training.outputs(params) == outputs
+
+
+@pytest.mark.parametrize(
+    ("outputs", "left_mb", "chosen"),
+    [
+        (1, 400, True),  # 1,000,000 rows x 10: features and XGBoost's copy fit beside its rows
+        (1, 100, False),  # only XGBoost's own bytes a row fit: the features page out
+        (3, 100, False),
+        (10, 400, True),
+        (10, 250, False),
+    ],
+)
+def test_a_channel_goes_in_memory_or_to_external_memory_by_what_fits(outputs, left_mb, chosen):
+    matrices = [xgboost_training.MatrixRows("train", 1_000_000, 10)]
+    layouts = xgboost_training.choose_layouts(matrices, outputs, left_mb * MB, 512 * MB, LIMIT_SOURCE)
+    assert layouts == {"train": chosen}
+
+
+def test_features_already_in_memory_cost_only_xgboosts_copy():
+    rows = 1_000_000
+    loaded = [xgboost_training.MatrixRows("train", rows, 10, loaded=True)]
+    unread = [xgboost_training.MatrixRows("train", rows, 10, loaded=False)]
+    left = 160 * MB  # XGBoost's rows and its copy of the features: yes; the Dataset's matrix too: no
+    assert xgboost_training.choose_layouts(loaded, 1, left, 512 * MB, LIMIT_SOURCE) == {"train": True}
+    assert xgboost_training.choose_layouts(unread, 1, left, 512 * MB, LIMIT_SOURCE) == {"train": False}
+
+
+def test_the_validation_rows_count_too_and_the_train_channel_is_held_first():
+    matrices = [xgboost_training.MatrixRows("train", 1_000_000, 10), xgboost_training.MatrixRows("validation", 500_000, 10)]
+    assert xgboost_training.choose_layouts(matrices, 1, 250 * MB, 512 * MB, LIMIT_SOURCE) == {
+        "train": True,
+        "validation": False,
+    }
+    with pytest.raises(ContractError, match=r"^XGBoost cannot train on 'train' and 'validation' \(1,500,000 rows\)"):
+        xgboost_training.choose_layouts(matrices, 10, 200 * MB, 512 * MB, LIMIT_SOURCE)
+
+
+def test_a_channel_too_tall_even_for_external_memory_is_refused_in_one_line():
+    # The by-hand case of issue 19: 6,000,000 rows x 10 features, two classes (multi:softprob),
+    # a 512 MB container with about 300 MB left once Python, NumPy, XGBoost and the labels are in.
+    matrices = [xgboost_training.MatrixRows("train", 6_000_000, 10)]
+    with pytest.raises(ContractError) as refused:
+        xgboost_training.choose_layouts(matrices, 2, 300 * MB, 512 * MB, LIMIT_SOURCE)
+    assert str(refused.value) == (
+        "XGBoost cannot train on 'train' (6,000,000 rows) in this container's memory, not even with external "
+        "memory: it keeps 66 bytes a row for 2 output(s) in memory, 378 MB, but only 300 MB is left of 512 MB, "
+        "the container's memory limit (/sys/fs/cgroup/memory.max); use an instance type with more memory, "
+        "e.g. ml.m5.large (8 GiB), or more instances (distributed training shares the rows)"
+    )
+    # Far larger than any instance: shard instead.
+    with pytest.raises(ContractError, match=r"; shard the channels, or more instances"):
+        xgboost_training.choose_layouts(
+            [xgboost_training.MatrixRows("train", 10**10, 10)], 10, 300 * MB, 512 * MB, LIMIT_SOURCE
+        )
+
+
+def test_in_memory_reads_rows_features_and_the_memory_left_from_the_datasets(tmp_path, monkeypatch):
+    from sagemaker_contract.training_data import Dataset
+
+    train = Dataset(np.zeros((1000, 4), dtype=np.float32), np.zeros(1000), "train")
+    monkeypatch.setattr(xgboost_training, "memory_left", lambda: (10 * MB, 512 * MB, LIMIT_SOURCE))
+    assert xgboost_training.in_memory({"objective": "binary:logistic"}, {"train": train, "validation": None}) == {
+        "train": True
+    }
+    monkeypatch.setattr(xgboost_training, "memory_left", lambda: (1000, 512 * MB, LIMIT_SOURCE))
+    with pytest.raises(ContractError, match=r"^XGBoost cannot train on 'train' \(1,000 rows\) .* 50 bytes a row"):
+        xgboost_training.in_memory({"objective": "binary:logistic"}, {"train": train})
