@@ -1,6 +1,6 @@
 """XGBoost's memory per row beyond the features, per objective and class count.
 
-    python3 benchmark/xgboost_row_memory.py [--rows 200000,800000] [--features 10] [--rounds 3]
+    python3 benchmark/xgboost_row_memory.py [--rows 1000000,2000000] [--features 10] [--rounds 3]
 
 Needs numpy and xgboost (the generated project's .venv has both). Each case runs in a fresh
 forked process: it trains --rounds rounds (hist, the train matrix also evaluated every round, as
@@ -8,7 +8,8 @@ the XGBoost algorithm's fit() does) on --features random float32 features, and a
 the process's anonymous resident memory (RssAnon: file pages XGBoost maps from its page cache are
 left out, the kernel can drop them) every 5 ms. The peak less the memory before the matrix was
 made, at two row counts, gives bytes per row as the slope, so fixed costs (the model, the quantile
-sketch, thread buffers) drop out. Two layouts:
+sketch, thread buffers) drop out. Take a million rows or more: below that, the pages external
+memory keeps in memory (a bounded number) still grow with the rows and inflate the slope. Two layouts:
 
 - external: an ExtMemQuantileDMatrix (XGBoost's external memory) fed 50,000-row batches: the
   features are paged to disk, what stays per row is XGBoost's own (labels, gradients and
@@ -134,16 +135,18 @@ def measure(layout: str, objective: str, classes: int, rows: int, width: int, ro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="200000,800000", help="two row counts, comma-separated")
+    parser.add_argument("--rows", default="1000000,2000000", help="two row counts, comma-separated")
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--layouts", default="external,in memory")
     parser.add_argument("--cases", default="", help="objective:classes,... (default: all four)")
     args = parser.parse_args()
     small, large = (int(value) for value in args.rows.split(","))
-    print(f"xgboost {xgboost.__version__}, {args.features} features, {args.rounds} rounds, rows {small:,} and {large:,}")
+    print(
+        f"xgboost {xgboost.__version__}, {args.features} features, {args.rounds} rounds, {small:,} and {large:,} rows"
+    )
     for layout in args.layouts.split(","):
-        cases = [(case.split(":")[0] + ":" + case.split(":")[1], int(case.split(":")[2])) for case in args.cases.split(",") if case]
+        cases = [(case.rsplit(":", 1)[0], int(case.rsplit(":", 1)[1])) for case in args.cases.split(",") if case]
         for objective, classes in cases or CASES:
             began = time.monotonic()
             low = in_child(layout, objective, classes, small, args.features, args.rounds)

@@ -42,6 +42,7 @@ CONTRACT = [
     "training.py",
     "training_data.py",
     "training_job.py",
+    "training_watch.py",
     "checkpoints.py",
     "xgboost_training.py",  # imported by XGBoost projects only
 ]
@@ -86,6 +87,7 @@ CONTRACT_TESTS = [
     "test_settings.py",
     "test_training.py",
     "test_training_data.py",
+    "test_training_watch.py",
 ]
 TOOLS_TESTS = [
     "__init__.py",

@@ -122,7 +122,9 @@ def _wait(pid: int) -> int:
             return status
 
 
-def _death_reason(number: int, running: str, killed_for_memory: bool, memory_limit: Callable[[], tuple[int, str]]) -> str:
+def _death_reason(
+    number: int, running: str, killed_for_memory: bool, memory_limit: Callable[[], tuple[int, str]]
+) -> str:
     if killed_for_memory:
         limit, source = memory_limit()
         instance = instance_with_memory(limit + 1)

@@ -44,14 +44,16 @@ CHECKPOINT_SUFFIX = ".ubj"  # XGBoost's binary model format, chosen by the file 
 # What XGBoost holds per row however the features are held (external memory pages them out):
 # labels, row partitions, and per output (class) gradient and hessian, prediction, and the
 # prediction transformed for the evaluation metric. benchmark/xgboost_row_memory.py measured, with
-# XGBoost 3.2.0 (hist, 10 features, the train matrix evaluated every round), 47 bytes a row for
-# binary:logistic and reg:squarederror (one output), 81 for multi:softprob with 3 classes and 191
-# with 10 classes, in memory or external alike: 32 bytes plus 16 per output, rounded up here.
+# XGBoost 3.2.0 (hist, the train matrix evaluated every round, 1,000,000 to 2,000,000 rows), in
+# external memory: 48 bytes a row for binary:logistic and reg:squarederror (one output) and 198
+# for multi:softprob with 10 classes, at 10 features and 40 alike; at 100,000 to 400,000 rows, 81
+# with 3 classes. About 32 bytes plus 16 per output: rounded up here to cover every case.
 ROW_BYTES = 34
-OUTPUT_BYTES = 16
+OUTPUT_BYTES = 17
 # In memory, XGBoost's own copy of the features too (a DMatrix's value and column index, and each
-# value's histogram bin): measured by the same script at 10 and 40 features, per feature a row.
-FEATURE_BYTES = 11
+# value's histogram bin): the same script measured 150 bytes a row at 10 features and 501 at 40
+# (binary:logistic, in memory, the numpy matrix not counted), 11.7 bytes a feature.
+FEATURE_BYTES = 12
 # What a Dataset takes to hold a row it has not read yet: float32 features, and the label.
 DATASET_FEATURE_BYTES, DATASET_LABEL_BYTES = 4, 8
 

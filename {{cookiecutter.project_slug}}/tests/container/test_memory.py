@@ -108,7 +108,7 @@ def test_a_channel_larger_than_the_containers_memory(image, tmp_path):
 @pytest.mark.skipif(FRAMEWORK != "xgboost", reason="XGBoost's own memory per row; other frameworks hold no such")
 def test_a_channel_too_tall_even_for_xgboosts_external_memory_stops_early_in_one_line(image, tmp_path):
     # 2,000,000 rows x 10 features (90 MB of CSV), two classes, in 256 MB: external memory would
-    # page out the features, but XGBoost's gradients, predictions and labels (66 bytes a row here)
+    # page out the features, but XGBoost's gradients, predictions and labels (68 bytes a row here)
     # do not fit beside Python and XGBoost. Scaled down from issue 19's 6,000,000 rows in 512 MB.
     data_file = tmp_path / "rows.csv"
     write_rows(data_file, 2_000_000, 10)
@@ -119,7 +119,7 @@ def test_a_channel_too_tall_even_for_xgboosts_external_memory_stops_early_in_one
     assert reason.count("\n") == 1
     assert re.fullmatch(
         r"XGBoost cannot train on 'train' \(2,000,000 rows\) in this container's memory, not even with external "
-        r"memory: it keeps 66 bytes a row for 2 output\(s\) in memory, 126 MB, but only \d+ MB is left of 256 MB, "
+        r"memory: it keeps 68 bytes a row for 2 output\(s\) in memory, 130 MB, but only \d+ MB is left of 256 MB, "
         r"the container's memory limit \(\S+\); use an instance type with more memory, e.g. ml.m5.large \(8 GiB\), "
         r"or more instances \(distributed training shares the rows\)\n",
         reason,

@@ -310,13 +310,16 @@ def test_features_already_in_memory_cost_only_xgboosts_copy():
     rows = 1_000_000
     loaded = [xgboost_training.MatrixRows("train", rows, 10, loaded=True)]
     unread = [xgboost_training.MatrixRows("train", rows, 10, loaded=False)]
-    left = 160 * MB  # XGBoost's rows and its copy of the features: yes; the Dataset's matrix too: no
+    left = 170 * MB  # XGBoost's rows and its copy of the features: yes; the Dataset's matrix too: no
     assert xgboost_training.choose_layouts(loaded, 1, left, 512 * MB, LIMIT_SOURCE) == {"train": True}
     assert xgboost_training.choose_layouts(unread, 1, left, 512 * MB, LIMIT_SOURCE) == {"train": False}
 
 
 def test_the_validation_rows_count_too_and_the_train_channel_is_held_first():
-    matrices = [xgboost_training.MatrixRows("train", 1_000_000, 10), xgboost_training.MatrixRows("validation", 500_000, 10)]
+    matrices = [
+        xgboost_training.MatrixRows("train", 1_000_000, 10),
+        xgboost_training.MatrixRows("validation", 500_000, 10),
+    ]
     assert xgboost_training.choose_layouts(matrices, 1, 250 * MB, 512 * MB, LIMIT_SOURCE) == {
         "train": True,
         "validation": False,
@@ -333,7 +336,7 @@ def test_a_channel_too_tall_even_for_external_memory_is_refused_in_one_line():
         xgboost_training.choose_layouts(matrices, 2, 300 * MB, 512 * MB, LIMIT_SOURCE)
     assert str(refused.value) == (
         "XGBoost cannot train on 'train' (6,000,000 rows) in this container's memory, not even with external "
-        "memory: it keeps 66 bytes a row for 2 output(s) in memory, 378 MB, but only 300 MB is left of 512 MB, "
+        "memory: it keeps 68 bytes a row for 2 output(s) in memory, 389 MB, but only 300 MB is left of 512 MB, "
         "the container's memory limit (/sys/fs/cgroup/memory.max); use an instance type with more memory, "
         "e.g. ml.m5.large (8 GiB), or more instances (distributed training shares the rows)"
     )
@@ -353,5 +356,5 @@ def test_in_memory_reads_rows_features_and_the_memory_left_from_the_datasets(tmp
         "train": True
     }
     monkeypatch.setattr(xgboost_training, "memory_left", lambda: (1000, 512 * MB, LIMIT_SOURCE))
-    with pytest.raises(ContractError, match=r"^XGBoost cannot train on 'train' \(1,000 rows\) .* 50 bytes a row"):
+    with pytest.raises(ContractError, match=r"^XGBoost cannot train on 'train' \(1,000 rows\) .* 51 bytes a row"):
         xgboost_training.in_memory({"objective": "binary:logistic"}, {"train": train})
