@@ -131,8 +131,8 @@ OOM_MODULE = """import importlib
 
 import numpy as np
 
-real = importlib.import_module({module!r})
-globals().update({{name: value for name, value in vars(real).items() if not name.startswith("__")}})
+real = importlib.import_module(REAL_MODULE)
+globals().update((name, value) for name, value in vars(real).items() if not name.startswith("__"))
 
 
 def fit(hyperparameters, train, validation=None, job=None):
@@ -147,7 +147,7 @@ def test_a_fit_killed_by_the_oom_killer_leaves_a_failure_reason(image, tmp_path)
     # cannot be caught, so the process watching training writes the reason.
     root = make_tree(image, tmp_path / "opt_ml")
     module = tmp_path / "oom_model.py"
-    module.write_text(OOM_MODULE.format(module=USER_MODULE))
+    module.write_text(OOM_MODULE.replace("REAL_MODULE", repr(USER_MODULE)))
     module.chmod(0o644)
     result = train_within(
         image, root, "256m", "-v", f"{module}:/opt/program/oom_model.py:ro", "-e", "SAGEMAKER_USER_MODULE=oom_model"
