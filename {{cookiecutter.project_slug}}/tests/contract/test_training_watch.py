@@ -4,6 +4,7 @@ killer's above all, leaves a failure reason instead of a bare exit code."""
 import functools
 import os
 import signal
+import time
 
 from sagemaker_contract import training, training_watch
 from sagemaker_contract.memory import MEBIBYTE
@@ -63,7 +64,7 @@ def test_a_child_that_exits_passes_its_code_on_and_its_own_reason_stays(opt_ml, 
 def test_sigterm_to_the_parent_reaches_the_training_child(opt_ml, tmp_path):
     def fit(hyperparameters, train, validation=None):
         os.kill(os.getppid(), signal.SIGTERM)  # as `docker stop` signals PID 1, the parent
-        signal.pause()  # until SIGTERM, passed on, stops training
+        time.sleep(10)  # SIGTERM, passed on, stops training here; else fit() returns and the job succeeds
 
     assert training_watch.run_watched(lambda: training.run(opt_ml, fake_module(fit=fit)), opt_ml) == 143
     assert opt_ml.failure_file.read_text().startswith("training stopped by SIGTERM")
