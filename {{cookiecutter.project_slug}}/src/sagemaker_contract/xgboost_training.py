@@ -44,10 +44,10 @@ CHECKPOINT_SUFFIX = ".ubj"  # XGBoost's binary model format, chosen by the file 
 # What XGBoost holds per row however the features are held (external memory pages them out):
 # labels, row partitions, and per output (class) gradient and hessian, prediction, and the
 # prediction transformed for the evaluation metric. benchmark/xgboost_row_memory.py measured, with
-# XGBoost 3.2.0 (hist, the train matrix evaluated every round, 1,000,000 to 2,000,000 rows), in
-# external memory: 48 bytes a row for binary:logistic and reg:squarederror (one output) and 198
-# for multi:softprob with 10 classes, at 10 features and 40 alike; at 100,000 to 400,000 rows, 81
-# with 3 classes. About 32 bytes plus 16 per output: rounded up here to cover every case.
+# XGBoost 3.2.0 (hist, the train matrix evaluated every round), in external memory from 1,000,000
+# to 2,000,000 rows: 48 bytes a row for binary:logistic (one output), 198 for multi:softprob with
+# 10 classes (at 10 features and at 40 alike); from 100,000 to 400,000 rows: 47 for
+# reg:squarederror, 81 with 3 classes. About 32 bytes plus 16 per output: rounded up here.
 ROW_BYTES = 34
 OUTPUT_BYTES = 17
 # In memory, XGBoost's own copy of the features too (a DMatrix's value and column index, and each
