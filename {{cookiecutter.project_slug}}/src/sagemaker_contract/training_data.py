@@ -58,6 +58,8 @@ MIN_MARGIN = 64 * MEBIBYTE
 MARGIN_FRACTION = 0.10
 # How much of the first file is looked at to estimate the bytes per row.
 SAMPLE_BYTES = 1024 * 1024
+
+
 def data_files(directory: Path) -> list[Path]:
     """The channel's data files in a stable order, skipping hidden files (e.g. `.manifest`)."""
     return sorted(

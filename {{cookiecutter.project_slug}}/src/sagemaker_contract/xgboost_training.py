@@ -173,9 +173,7 @@ def outputs(params: Mapping[str, Any]) -> int:
     return int(params.get("num_target", 1))
 
 
-def choose_layouts(
-    matrices: Sequence[MatrixRows], outputs: int, left: int, limit: int, source: str
-) -> dict[str, bool]:
+def choose_layouts(matrices: Sequence[MatrixRows], outputs: int, left: int, limit: int, source: str) -> dict[str, bool]:
     """For each channel, True to give XGBoost its rows in memory, False for external memory
     (features paged to local disk), the earlier channels first in memory; `left` is the memory the
     process may still take. ContractError, in one line, when even external memory cannot fit:
