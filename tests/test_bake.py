@@ -43,6 +43,7 @@ CONTRACT = [
     "training.py",
     "training_data.py",
     "training_job.py",
+    "training_watch.py",
     "checkpoints.py",
 ]
 # The host tools: never in the image.
@@ -93,6 +94,7 @@ CONTRACT_TESTS = [
     "test_spool.py",
     "test_training.py",
     "test_training_data.py",
+    "test_training_watch.py",
 ]
 TOOLS_TESTS = [
     "__init__.py",

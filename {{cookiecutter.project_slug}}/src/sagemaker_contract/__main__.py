@@ -1,6 +1,7 @@
 """The image's entry point: SageMaker runs `docker run IMAGE train` or `docker run IMAGE serve`.
 
-train        train on /opt/ml/input, save to /opt/ml/model (training.py)
+train        train on /opt/ml/input, save to /opt/ml/model (training.py, in a child that
+             training_watch.py watches: a death by the OOM killer is explained)
 serve        answer /ping and /invocations on port 8080 (server.py)
 describe     print the project's declaration as JSON (hyperparameters, channels, metrics)
 local-tree   write an /opt/ml tree for a local run: local-tree DIR --data DATA [--set k=v ...]
@@ -37,9 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         if PRODUCT == "model":
             print("this image is a model package: it only serves (SageMaker runs it with `serve`)", file=sys.stderr)
             return 2
-        from .training import run
+        from .opt_ml import OptMl
+        from .training_watch import run_watched
 
-        return run()
+        def train() -> int:
+            from .training import run  # in the watched child: the parent stays small
+
+            return run()
+
+        return run_watched(train, OptMl())
     if command == "serve":
         import gc
 

@@ -11,6 +11,26 @@ from pathlib import Path
 MEBIBYTE = 1024 * 1024
 CGROUP_LIMIT_FILES = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 
+# General-purpose SageMaker training instances by memory (GiB), to suggest one that is large enough.
+INSTANCE_MEMORY_GIB = (
+    ("ml.m5.large", 8),
+    ("ml.m5.xlarge", 16),
+    ("ml.m5.2xlarge", 32),
+    ("ml.m5.4xlarge", 64),
+    ("ml.m5.12xlarge", 192),
+    ("ml.m5.24xlarge", 384),
+    ("ml.r5.24xlarge", 768),
+)
+
+
+def instance_with_memory(total: int) -> str | None:
+    """The smallest instance type in INSTANCE_MEMORY_GIB with `total` bytes, e.g. `ml.m5.large (8 GiB)`."""
+    return next((f"{name} ({gib} GiB)" for name, gib in INSTANCE_MEMORY_GIB if gib * 1024**3 >= total), None)
+
+
+def mb(value: int) -> str:
+    return f"{value / MEBIBYTE:,.0f} MB"
+
 
 def container_memory_bytes() -> tuple[int, str]:
     """The memory this container may use, and where that figure comes from."""

@@ -37,6 +37,7 @@ from .opt_ml import FAILURE_REASON_LIMIT, OptMl
 from .project import FRAMEWORK
 from .training_data import Dataset, open_csv_channel, read_csv_channel
 from .training_job import Cluster, TrainingJob
+from .training_watch import phase
 
 log = logging.getLogger("train")
 
@@ -114,6 +115,7 @@ def run(opt_ml: OptMl | None = None, user: UserModule | None = None) -> int:
 def _train(opt_ml: OptMl, user: UserModule | None, stop: _SigtermStop) -> None:
     job = TrainingJob.read(opt_ml)
     with _reading_early(job) as early:
+        phase("importing the model's module")
         user = (user or load_user_module(TRAINING)).require(TRAINING)
         problems = declaration_problems(user.hyperparameters, user.channels, user.metrics)
         if problems:
@@ -131,12 +133,14 @@ def _train(opt_ml: OptMl, user: UserModule | None, stop: _SigtermStop) -> None:
 
     assert user.fit is not None and user.evaluate is not None and user.save is not None
     extra = {"job": job} if user.fit_takes_job else {}
+    phase(f"running fit() in {Path(user.file).name}")
     model = user.fit(hyperparameters, **_own_shares(datasets, job, user), **extra)
 
     metrics: dict[str, float] = {}
     for channel, data in datasets.items():
         if data is None:
             continue
+        phase(f"running evaluate() in {Path(user.file).name} on channel {channel!r}")
         for name, value in (user.evaluate(model, data) or {}).items():
             metrics[f"{channel}:{name}"] = float(value)
     _print_metrics(metrics, user)
@@ -144,6 +148,7 @@ def _train(opt_ml: OptMl, user: UserModule | None, stop: _SigtermStop) -> None:
     if not job.cluster.is_leader:
         log.info("not the first host; leaving /opt/ml/model to the first host")
         return
+    phase(f"running save() in {Path(user.file).name}")
     with stop.deferred():
         opt_ml.model_dir.mkdir(parents=True, exist_ok=True)
         user.save(model, opt_ml.model_dir)
@@ -240,6 +245,7 @@ def _read_channels(job: TrainingJob, user: UserModule, early: dict[str, Dataset]
             datasets[name] = None
             continue
         channel = job.channels[name]
+        phase(f"reading channel {name!r}")
         if channel.input_mode not in READABLE_INPUT_MODES:
             raise ContractError(
                 f"channel {name!r} uses {channel.input_mode} input mode; this algorithm reads files, so use "

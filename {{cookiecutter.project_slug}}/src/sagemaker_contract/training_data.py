@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ContractError
-from .memory import MEBIBYTE, container_memory_bytes, resident_bytes
+from .memory import MEBIBYTE, container_memory_bytes, instance_with_memory, mb, resident_bytes
 from .parallel import ChildFailed, Forked, forked_map, usable_cpus
 
 log = logging.getLogger(__name__)
@@ -58,16 +58,6 @@ MIN_MARGIN = 64 * MEBIBYTE
 MARGIN_FRACTION = 0.10
 # How much of the first file is looked at to estimate the bytes per row.
 SAMPLE_BYTES = 1024 * 1024
-# General-purpose SageMaker training instances by memory (GiB), to suggest one that is large enough.
-INSTANCE_MEMORY_GIB = (
-    ("ml.m5.large", 8),
-    ("ml.m5.xlarge", 16),
-    ("ml.m5.2xlarge", 32),
-    ("ml.m5.4xlarge", 64),
-    ("ml.m5.12xlarge", 192),
-    ("ml.m5.24xlarge", 384),
-    ("ml.r5.24xlarge", 768),
-)
 
 
 def data_files(directory: Path) -> list[Path]:
@@ -145,6 +135,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every row's features are held in memory (else they stay on disk until used)."""
+        return self._features is not None
 
     @property
     def feature_count(self) -> int:
@@ -341,13 +336,12 @@ def _too_large(channel: _Channel, rows: int, left: int, limit: int, source: str)
     matrix = rows * channel.row_bytes
     needed = _needed(matrix)
     # What the whole container would need: what it holds already, the data, the margin.
-    total = needed + (limit - left)
-    instance = next((f"{name} ({gib} GiB)" for name, gib in INSTANCE_MEMORY_GIB if gib * 1024**3 >= total), None)
+    instance = instance_with_memory(needed + (limit - left))
     advice = f"use an instance type with more memory, e.g. {instance}" if instance else "shard the channel"
     return ContractError(
         f"channel {channel.name!r} is too large for this container's memory: about {rows:,} rows x "
-        f"{channel.width} features take {_mb(matrix)} in memory and training on them about "
-        f"{_mb(needed)}, but only {_mb(max(left, 0))} is left of {_mb(limit)}, {source}; {advice}, "
+        f"{channel.width} features take {mb(matrix)} in memory and training on them about "
+        f"{mb(needed)}, but only {mb(max(left, 0))} is left of {mb(limit)}, {source}; {advice}, "
         "or train from Dataset.batches()"
     )
 
@@ -472,10 +466,6 @@ def _most_rows(group: list[_Part]) -> int:
             while chunk := handle.buffer.read(BLOCK_BYTES):
                 lines += chunk.count(b"\n")
     return lines + len(group)
-
-
-def _mb(value: int) -> str:
-    return f"{value / MEBIBYTE:,.0f} MB"
 
 
 class _TextLabels(Exception):

@@ -4,6 +4,7 @@ Only XGBoost projects import this module (it imports xgboost); the rest of the c
 
     with xgboost_training.collective(job.cluster):    # one job across hosts; nothing on one host
         classes = xgboost_training.all_labels(train.labels)
+        held = xgboost_training.in_memory(params, {"train": train, "validation": validation})
         booster = xgboost_training.train(params, matrix, num_round, evals=..., checkpoints=...)
 
 Across hosts, XGBoost's own collective (Rabit) joins the hosts: the first host runs the tracker,
@@ -17,7 +18,8 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,8 @@ from xgboost.tracker import RabitTracker
 
 from .checkpoints import Checkpoints
 from .errors import ContractError
+from .memory import instance_with_memory, mb
+from .training_data import Dataset, memory_left
 from .training_job import Cluster
 
 log = logging.getLogger("train")
@@ -36,6 +40,22 @@ TRACKER_PORT = 9099
 # How long a host waits for its peers: names to resolve, the tracker to listen, every host to join.
 PEER_WAIT_SECONDS = 300
 CHECKPOINT_SUFFIX = ".ubj"  # XGBoost's binary model format, chosen by the file name
+
+# What XGBoost holds per row however the features are held (external memory pages them out):
+# labels, row partitions, and per output (class) gradient and hessian, prediction, and the
+# prediction transformed for the evaluation metric. benchmark/xgboost_row_memory.py measured, with
+# XGBoost 3.2.0 (hist, the train matrix evaluated every round), in external memory from 1,000,000
+# to 2,000,000 rows: 48 bytes a row for binary:logistic (one output), 198 for multi:softprob with
+# 10 classes (at 10 features and at 40 alike); from 100,000 to 400,000 rows: 47 for
+# reg:squarederror, 81 with 3 classes. About 32 bytes plus 16 per output: rounded up here.
+ROW_BYTES = 34
+OUTPUT_BYTES = 17
+# In memory, XGBoost's own copy of the features too (a DMatrix's value and column index, and each
+# value's histogram bin): the same script measured 150 bytes a row at 10 features and 501 at 40
+# (binary:logistic, in memory, the numpy matrix not counted), 11.7 bytes a feature.
+FEATURE_BYTES = 12
+# What a Dataset takes to hold a row it has not read yet: float32 features, and the label.
+DATASET_FEATURE_BYTES, DATASET_LABEL_BYTES = 4, 8
 
 
 def resolve_host(
@@ -133,6 +153,66 @@ def _first_line(error: BaseException) -> str:
     lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
     reasons = [line for line in lines if not line.startswith(("[", "Stack trace"))]
     return (reasons or lines or ["no detail"])[0]
+
+
+@dataclass(frozen=True)
+class MatrixRows:
+    """One channel as XGBoost will train on it: its rows and features, and whether its Dataset
+    holds the features in memory already (then they count in what the process holds)."""
+
+    channel: str
+    rows: int
+    features: int
+    loaded: bool = False
+
+
+def outputs(params: Mapping[str, Any]) -> int:
+    """How many values XGBoost computes per row: one per class for multi:*, else its targets."""
+    if str(params.get("objective", "")).startswith("multi:"):
+        return int(params.get("num_class", 1))
+    return int(params.get("num_target", 1))
+
+
+def choose_layouts(matrices: Sequence[MatrixRows], outputs: int, left: int, limit: int, source: str) -> dict[str, bool]:
+    """For each channel, True to give XGBoost its rows in memory, False for external memory
+    (features paged to local disk), the earlier channels first in memory; `left` is the memory the
+    process may still take. ContractError, in one line, when even external memory cannot fit:
+    XGBoost's own bytes per row (gradients, predictions, ...) do not page out."""
+    row_bytes = ROW_BYTES + OUTPUT_BYTES * outputs
+    rows = sum(matrix.rows for matrix in matrices)
+    floor = rows * row_bytes  # what every layout needs
+    if floor > left:
+        instance = instance_with_memory(floor + (limit - left))
+        advice = f"use an instance type with more memory, e.g. {instance}" if instance else "shard the channels"
+        names = " and ".join(repr(matrix.channel) for matrix in matrices)
+        raise ContractError(
+            f"XGBoost cannot train on {names} ({rows:,} rows) in this container's memory, not even with "
+            f"external memory: it keeps {row_bytes} bytes a row for {outputs} output(s) in memory, {mb(floor)}, "
+            f"but only {mb(max(left, 0))} is left of {mb(limit)}, {source}; {advice}, or more instances "
+            "(distributed training shares the rows)"
+        )
+    spare = left - floor
+    chosen = {}
+    for matrix in matrices:
+        per_feature = FEATURE_BYTES + (0 if matrix.loaded else DATASET_FEATURE_BYTES)
+        cost = matrix.rows * (per_feature * matrix.features + (0 if matrix.loaded else DATASET_LABEL_BYTES))
+        chosen[matrix.channel] = cost <= spare
+        spare -= cost if chosen[matrix.channel] else 0
+    return chosen
+
+
+def in_memory(params: Mapping[str, Any], datasets: Mapping[str, Dataset | None]) -> dict[str, bool]:
+    """For each channel given, whether XGBoost should get its rows in memory (True) or from external
+    memory (False), counting XGBoost's own memory per row for `params`' objective; ContractError in
+    one line (the memory needed and an instance type that has it) when even external memory for
+    all of them cannot fit the container, before the kernel's OOM killer would stop the job."""
+    present = {name: data for name, data in datasets.items() if data is not None}
+    matrices = [MatrixRows(name, len(data), data.feature_count, data.loaded) for name, data in present.items()]
+    left, limit, source = memory_left()  # after len(): the labels are read and held already
+    chosen = choose_layouts(matrices, outputs(params), left, limit, source)
+    for name, held in chosen.items():
+        log.info("%s: %s", name, "in memory" if held else "features in XGBoost's external memory (paged to disk)")
+    return chosen
 
 
 def all_labels(labels: np.ndarray) -> np.ndarray:
@@ -237,8 +317,9 @@ def train(
     start = resume(checkpoints) if checkpoints else None
     done = start.num_boosted_rounds() if start is not None else 0
     if done >= num_round:
+        # SIGTERM came during the last round: its checkpoint is the finished job, still uncut.
         log.info("the checkpoint already holds all %d rounds", num_round)
-        return start
+        return _up_to_best_round(start, early_stopping_rounds)
     early_stopping = _EarlyStoppingAcrossResumes(rounds=early_stopping_rounds) if early_stopping_rounds else None
     callbacks = [_CheckpointEveryMinute(checkpoints, early_stopping)] if checkpoints else [early_stopping]
     with checkpoints or contextlib.nullcontext():
@@ -252,7 +333,12 @@ def train(
             verbose_eval=False,
         )
     log.info("trained %d of %d rounds", booster.num_boosted_rounds(), num_round)
+    return _up_to_best_round(booster, early_stopping_rounds)
+
+
+def _up_to_best_round(booster: xgboost.Booster, early_stopping_rounds: int | None) -> xgboost.Booster:
+    """With early stopping, the booster cut after its best round (the trees after it go)."""
     best = booster.attr("best_iteration")
     if early_stopping_rounds and best is not None:
-        booster = booster[: int(best) + 1]  # best_iteration counts from round 0, resumed or not
+        return booster[: int(best) + 1]  # best_iteration counts from round 0, resumed or not
     return booster

@@ -5,15 +5,19 @@ trains a million rows x 10 features inside 512 MB (the reader before issue 12 ne
 650 MB for them, and was killed). On a channel whose matrix is larger than the container's limit,
 the decision tree, which needs every row at once, stops with the memory it needs before the OOM
 killer would; XGBoost (external memory) and the custom skeleton (running sums) train from batches.
+A channel too tall even for XGBoost's external memory (its own bytes a row stay in memory) stops
+early in one line, and a fit() the OOM killer ends still leaves a failure reason.
 """
 
 import json
 import os
 import re
 
-from sagemaker_contract.project import FRAMEWORK
+import pytest
 
-from .conftest import LOCAL_USER, docker
+from sagemaker_contract.project import FRAMEWORK, USER_MODULE
+
+from .conftest import LOCAL_USER, docker, make_tree
 
 # Rows repeat a block of distinct lines: quick to write, and learnable (the label follows the
 # first feature). "0.25"-style values keep the text close to the matrix in size.
@@ -99,3 +103,62 @@ def test_a_channel_larger_than_the_containers_memory(image, tmp_path):
         metrics = json.loads((root / "output/data/metrics.json").read_text())
         assert metrics["train:accuracy"] > 0.6  # learnt something: the label follows the first feature
         assert any((root / "model").iterdir()) and not (root / "output/failure").exists()
+
+
+@pytest.mark.skipif(FRAMEWORK != "xgboost", reason="XGBoost's own memory per row; other frameworks hold no such")
+def test_a_channel_too_tall_even_for_xgboosts_external_memory_stops_early_in_one_line(image, tmp_path):
+    # 2,000,000 rows x 10 features (90 MB of CSV), two classes, in 256 MB: external memory would
+    # page out the features, but XGBoost's gradients, predictions and labels (68 bytes a row here)
+    # do not fit beside Python and XGBoost. Scaled down from issue 19's 6,000,000 rows in 512 MB.
+    data_file = tmp_path / "rows.csv"
+    write_rows(data_file, 2_000_000, 10)
+    root = make_job(image, tmp_path, "opt_ml", data_file, *SETTINGS)
+    result = train_within(image, root, "256m")
+    assert result.returncode == 1, f"expected the refusal, got exit {result.returncode}:\n{result.stderr[-3000:]}"
+    reason = (root / "output/failure").read_text()
+    assert reason.count("\n") == 1
+    assert re.fullmatch(
+        r"XGBoost cannot train on 'train' \(2,000,000 rows\) in this container's memory, not even with external "
+        r"memory: it keeps 68 bytes a row for 2 output\(s\) in memory, 130 MB, but only \d+ MB is left of 256 MB, "
+        r"the container's memory limit \(\S+\); use an instance type with more memory, e.g. ml.m5.large \(8 GiB\), "
+        r"or more instances \(distributed training shares the rows\)\n",
+        reason,
+    )
+    assert not any((root / "model").iterdir())
+
+
+OOM_MODULE = """import importlib
+
+import numpy as np
+
+real = importlib.import_module(REAL_MODULE)
+globals().update((name, value) for name, value in vars(real).items() if not name.startswith("__"))
+
+
+def fit(hyperparameters, train, validation=None, job=None):
+    held = []
+    while True:  # 32 MB at a time, every page touched, until the OOM killer ends the process
+        held.append(np.ones(4 * 1024 * 1024))
+"""
+
+
+def test_a_fit_killed_by_the_oom_killer_leaves_a_failure_reason(image, tmp_path):
+    # The project's own module, but a fit() that takes memory until the kernel kills it: SIGKILL
+    # cannot be caught, so the process watching training writes the reason.
+    root = make_tree(image, tmp_path / "opt_ml")
+    module = tmp_path / "oom_model.py"
+    module.write_text(OOM_MODULE.replace("REAL_MODULE", repr(USER_MODULE)))
+    module.chmod(0o644)
+    result = train_within(
+        image, root, "256m", "-v", f"{module}:/opt/program/oom_model.py:ro", "-e", "SAGEMAKER_USER_MODULE=oom_model"
+    )
+    assert result.returncode == 137, f"expected a SIGKILL, got exit {result.returncode}:\n{result.stderr[-3000:]}"
+    reason = (root / "output/failure").read_text()
+    assert reason.startswith(
+        "training ran out of memory while running fit() in oom_model.py: the kernel's OOM killer stopped it at "
+        "the memory limit of 256 MB, the container's memory limit (/sys/fs/cgroup/"
+    ), reason
+    assert reason.endswith(
+        "; use an instance type with more memory (e.g. ml.m5.large (8 GiB)), or less data per instance (more "
+        "instances, or fewer rows)\n"
+    ), reason

@@ -65,15 +65,16 @@ def test_unreadable_data_fails_naming_the_file_and_line(image, tmp_path, declara
 
 
 def has_open(container: str, filename: str) -> bool:
-    """Whether the container's PID 1 (`train`) has a file called `filename` open."""
+    """Whether a process of the container (`train` runs in a child of PID 1) has a file called `filename` open."""
     probe = (
         "import os, sys\n"
         "names = []\n"
-        "for fd in os.listdir('/proc/1/fd'):\n"
+        "for pid in [pid for pid in os.listdir('/proc') if pid.isdigit()]:\n"
         "    try:\n"
-        "        names.append(os.path.basename(os.readlink(f'/proc/1/fd/{fd}')))\n"
+        "        fds = os.listdir(f'/proc/{pid}/fd')\n"
+        "        names += [os.path.basename(os.readlink(f'/proc/{pid}/fd/{fd}')) for fd in fds]\n"
         "    except OSError:\n"
-        "        pass\n"
+        "        pass  # gone, or not ours to read\n"
         "print(sys.argv[1] in names)\n"
     )
     result = docker("exec", container, "/opt/venv/bin/python", "-c", probe, filename, check=False)

@@ -164,6 +164,51 @@ def test_early_stopping_resumed_mid_patience_stops_where_an_uninterrupted_job_st
     assert booster.get_dump() == uninterrupted[: best + 1].get_dump()
 
 
+class SigtermDuringRound(Checkpoints):
+    """Checkpoints that see SIGTERM arrive while round `round_number` runs."""
+
+    def __init__(self, *args, round_number, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.round_number, self.rounds_done = round_number, 0
+
+    def due(self):  # asked once after each round
+        self.rounds_done += 1
+        if self.rounds_done == self.round_number:
+            self.stop_requested = True
+        return super().due()
+
+
+def test_sigterm_during_the_last_round_resumes_to_the_uninterrupted_jobs_trees_cut_at_the_best_round(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "train")
+    features, labels = data(1)
+    valid_features, valid_labels = data(2, rows=60)
+    train_matrix = xgboost.DMatrix(features, label=labels)
+    evals = [(xgboost.DMatrix(valid_features, label=valid_labels), "validation")]
+    params = {**PARAMS, "eta": 1.0}
+    best = int(
+        xgboost.train(params, train_matrix, 200, evals=evals, early_stopping_rounds=5, verbose_eval=False).attr(
+            "best_iteration"
+        )
+    )
+    num_round = best + 4  # patience (5) never runs out: all rounds train, the last 3 are cut
+    uninterrupted = xgboost_training.train(params, train_matrix, num_round, evals=evals, early_stopping_rounds=5)
+    assert uninterrupted.num_boosted_rounds() == best + 1
+
+    (tmp_path / "checkpoints").mkdir()
+    checkpoints = SigtermDuringRound(tmp_path / "checkpoints", "algo-1", "xgboost", ".ubj", round_number=num_round)
+    with pytest.raises(TrainingStopped, match=f"round {num_round} "):
+        xgboost_training.train(
+            params, train_matrix, num_round, evals=evals, early_stopping_rounds=5, checkpoints=checkpoints
+        )
+    restarted = Checkpoints(tmp_path / "checkpoints", "algo-1", "xgboost", ".ubj")
+    booster = xgboost_training.train(
+        params, train_matrix, num_round, evals=evals, early_stopping_rounds=5, checkpoints=restarted
+    )
+    assert f"the checkpoint already holds all {num_round} rounds" in caplog.text
+    assert booster.num_boosted_rounds() == best + 1
+    assert booster.get_dump() == uninterrupted.get_dump()
+
+
 def test_a_checkpoint_records_the_best_round_early_stopping_found_up_to_it(tmp_path):
     features, labels = data(1)
     evals = [(xgboost.DMatrix(*data(2, rows=60)[:1], label=data(2, rows=60)[1]), "validation")]
@@ -225,3 +270,91 @@ def test_two_hosts_train_one_model_with_ranks_in_host_order(tmp_path):
     assert "distributed training: rank 1 of 2 hosts" in worker_log
     assert leader["classes"] == worker["classes"] == [0, 1, 2]
     assert leader["trees"] == worker["trees"] and len(leader["trees"]) == 5 * 3
+
+
+# --- in memory, external memory, or a refusal (XGBoost's own memory per row counted) -------------
+LIMIT_SOURCE = "the container's memory limit (/sys/fs/cgroup/memory.max)"
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("params", "outputs"),
+    [
+        ({"objective": "binary:logistic"}, 1),
+        ({"objective": "reg:squarederror"}, 1),
+        ({"objective": "multi:softprob", "num_class": 3}, 3),
+        ({"objective": "multi:softprob", "num_class": 10}, 10),
+    ],
+)
+def test_outputs_per_row_follow_the_objective_and_classes(params, outputs):
+    assert xgboost_training.outputs(params) == outputs
+
+
+@pytest.mark.parametrize(
+    ("outputs", "left_mb", "chosen"),
+    [
+        (1, 400, True),  # 1,000,000 rows x 10: features and XGBoost's copy fit beside its rows
+        (1, 100, False),  # only XGBoost's own bytes a row fit: the features page out
+        (3, 100, False),
+        (10, 400, True),
+        (10, 250, False),
+    ],
+)
+def test_a_channel_goes_in_memory_or_to_external_memory_by_what_fits(outputs, left_mb, chosen):
+    matrices = [xgboost_training.MatrixRows("train", 1_000_000, 10)]
+    layouts = xgboost_training.choose_layouts(matrices, outputs, left_mb * MB, 512 * MB, LIMIT_SOURCE)
+    assert layouts == {"train": chosen}
+
+
+def test_features_already_in_memory_cost_only_xgboosts_copy():
+    rows = 1_000_000
+    loaded = [xgboost_training.MatrixRows("train", rows, 10, loaded=True)]
+    unread = [xgboost_training.MatrixRows("train", rows, 10, loaded=False)]
+    left = 170 * MB  # XGBoost's rows and its copy of the features: yes; the Dataset's matrix too: no
+    assert xgboost_training.choose_layouts(loaded, 1, left, 512 * MB, LIMIT_SOURCE) == {"train": True}
+    assert xgboost_training.choose_layouts(unread, 1, left, 512 * MB, LIMIT_SOURCE) == {"train": False}
+
+
+def test_the_validation_rows_count_too_and_the_train_channel_is_held_first():
+    matrices = [
+        xgboost_training.MatrixRows("train", 1_000_000, 10),
+        xgboost_training.MatrixRows("validation", 500_000, 10),
+    ]
+    assert xgboost_training.choose_layouts(matrices, 1, 250 * MB, 512 * MB, LIMIT_SOURCE) == {
+        "train": True,
+        "validation": False,
+    }
+    with pytest.raises(ContractError, match=r"^XGBoost cannot train on 'train' and 'validation' \(1,500,000 rows\)"):
+        xgboost_training.choose_layouts(matrices, 10, 200 * MB, 512 * MB, LIMIT_SOURCE)
+
+
+def test_a_channel_too_tall_even_for_external_memory_is_refused_in_one_line():
+    # The by-hand case of issue 19: 6,000,000 rows x 10 features, two classes (multi:softprob),
+    # a 512 MB container with about 300 MB left once Python, NumPy, XGBoost and the labels are in.
+    matrices = [xgboost_training.MatrixRows("train", 6_000_000, 10)]
+    with pytest.raises(ContractError) as refused:
+        xgboost_training.choose_layouts(matrices, 2, 300 * MB, 512 * MB, LIMIT_SOURCE)
+    assert str(refused.value) == (
+        "XGBoost cannot train on 'train' (6,000,000 rows) in this container's memory, not even with external "
+        "memory: it keeps 68 bytes a row for 2 output(s) in memory, 389 MB, but only 300 MB is left of 512 MB, "
+        "the container's memory limit (/sys/fs/cgroup/memory.max); use an instance type with more memory, "
+        "e.g. ml.m5.large (8 GiB), or more instances (distributed training shares the rows)"
+    )
+    # Far larger than any instance: shard instead.
+    with pytest.raises(ContractError, match=r"; shard the channels, or more instances"):
+        xgboost_training.choose_layouts(
+            [xgboost_training.MatrixRows("train", 10**10, 10)], 10, 300 * MB, 512 * MB, LIMIT_SOURCE
+        )
+
+
+def test_in_memory_reads_rows_features_and_the_memory_left_from_the_datasets(tmp_path, monkeypatch):
+    from sagemaker_contract.training_data import Dataset
+
+    train = Dataset(np.zeros((1000, 4), dtype=np.float32), np.zeros(1000), "train")
+    monkeypatch.setattr(xgboost_training, "memory_left", lambda: (10 * MB, 512 * MB, LIMIT_SOURCE))
+    assert xgboost_training.in_memory({"objective": "binary:logistic"}, {"train": train, "validation": None}) == {
+        "train": True
+    }
+    monkeypatch.setattr(xgboost_training, "memory_left", lambda: (1000, 512 * MB, LIMIT_SOURCE))
+    with pytest.raises(ContractError, match=r"^XGBoost cannot train on 'train' \(1,000 rows\) .* 51 bytes a row"):
+        xgboost_training.in_memory({"objective": "binary:logistic"}, {"train": train})

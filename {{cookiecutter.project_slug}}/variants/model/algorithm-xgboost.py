@@ -17,7 +17,9 @@ calls what this module defines:
 `train` and `validation` are Datasets: `.features` (rows x columns, float32) and `.labels`, read
 from CSV files with the label in the first column and no header. A channel too large for the
 container's memory is not read whole: `matrix` below then trains from its batches with XGBoost's
-external memory (pages cached on local disk).
+external memory (pages cached on local disk). XGBoost's own memory per row (gradients,
+predictions) stays in memory either way: a channel too tall even for that stops the job at
+once with the memory it needs and an instance type that has it.
 
 The model is an XGBoost booster saved in XGBoost's own JSON format (not pickle), with the class
 names stored in it, so any XGBoost of the same or a newer version can read it.
@@ -94,11 +96,13 @@ def _fit(hyperparameters: dict, train: Dataset, validation: Dataset | None, job:
         "seed": hyperparameters["seed"],
         "eval_metric": "mlogloss",
     }
-    train_matrix = matrix(train, classes)
+    # In memory or from XGBoost's external memory, whichever fits; stops with one line if neither does.
+    held = xgboost_training.in_memory(params, {"train": train, "validation": validation})
+    train_matrix = matrix(train, classes, held["train"])
     evals = [(train_matrix, "train")]
     stopping = None
     if validation is not None:
-        evals.append((matrix(validation, classes, reference=train_matrix), "validation"))
+        evals.append((matrix(validation, classes, held["validation"], reference=train_matrix), "validation"))
         stopping = 10 if hyperparameters["early_stopping"] else None
     booster = xgboost_training.train(
         params,
@@ -112,10 +116,12 @@ def _fit(hyperparameters: dict, train: Dataset, validation: Dataset | None, job:
     return booster
 
 
-def matrix(data: Dataset, classes: np.ndarray, reference: xgboost.DMatrix | None = None) -> xgboost.DMatrix:
-    """The data as XGBoost reads it: in memory when it fits the container, else streamed from its
-    batches into pages XGBoost caches on local disk (external memory)."""
-    if data.fits_in_memory():
+def matrix(
+    data: Dataset, classes: np.ndarray, in_memory: bool, reference: xgboost.DMatrix | None = None
+) -> xgboost.DMatrix:
+    """The data as XGBoost reads it: in memory, or streamed from its batches into pages XGBoost
+    caches on local disk (external memory)."""
+    if in_memory:
         return xgboost.DMatrix(data.features, label=np.searchsorted(classes, data.labels))
     cache = tempfile.mkdtemp(prefix="xgboost-cache-")
     batches = _Batches(data, classes, cache_prefix=f"{cache}/pages")
