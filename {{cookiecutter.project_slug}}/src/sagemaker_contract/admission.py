@@ -21,25 +21,22 @@ import asyncio
 import collections
 from dataclasses import dataclass
 
-from .memory import MEBIBYTE, container_memory_bytes, resident_bytes
+from .formats import SLICE_BYTES
+from .memory import MEBIBYTE, container_memory_bytes, resident_bytes, safety_margin
 
-# Bodies are decoded, predicted and encoded this much text at a time (formats.SLICE_BYTES). A
+# Bodies are decoded, predicted and encoded SLICE_BYTES of text at a time (formats.py). A
 # slice's working memory (text, parsed records, rows, predictions, encoded answer) is counted at
 # this many times its size: measured up to about 12x for CSV and 30x for JSON of single digits
 # (a float object, a list slot and a line or record around them for every two bytes of text).
 # The contract tests measure the whole pipeline against these figures
 # (test_app.py: test_memory_a_request_holds_stays_within_its_estimated_cost).
-SLICE_BYTES = 256 * 1024
 SLICE_FACTOR = {"text/csv": 24, "application/jsonlines": 40, "application/json": 40}
 REQUEST_OVERHEAD = 64 * 1024  # headers, task, buffers: what even an empty request costs
 
 # What start-up leaves aside: each worker's own memory beyond what it shares with the master
 # (measured: about 8 MB idle, more once its allocator has served large requests), and a margin
-# for the allocator's fragmentation, the page cache the libraries' code runs from, and estimates
-# that fall short.
+# (memory.safety_margin).
 WORKER_OVERHEAD = 32 * MEBIBYTE
-MIN_MARGIN = 64 * MEBIBYTE
-MARGIN_FRACTION = 0.10
 # Requests waiting for memory hold a little each (uvicorn buffers up to 64 KB of an unread body);
 # past this many waiting, a new request is answered 503 at once.
 MAX_WAITING = 256
@@ -77,7 +74,7 @@ def plan(workers: int, max_inflight_mb: int = 0, *, limit: int | None = None, he
         limit, source = container_memory_bytes()
     if held is None:
         held = resident_bytes()
-    margin = max(MIN_MARGIN, int(limit * MARGIN_FRACTION))
+    margin = safety_margin(limit)
     total = limit - held - workers * WORKER_OVERHEAD - margin
     # However small the container, one slice-sized request at a time per worker must fit.
     floor = request_cost("text/csv", SLICE_BYTES)
