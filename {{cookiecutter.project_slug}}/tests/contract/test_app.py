@@ -159,6 +159,51 @@ def test_a_broken_predict_is_a_500_with_a_request_id_and_the_details_only_in_the
     assert call(app, "GET", "/ping")[0] == 200
 
 
+def test_sys_exit_in_predict_fails_only_its_own_request_with_a_500(caplog):
+    # Requests merged into one predict() call: the one whose records make predict() call
+    # sys.exit() gets a 500 with a request id; the others are answered.
+    def exits_on_negatives(model, features):
+        time.sleep(0.02)
+        if (features < 0).any():
+            raise SystemExit(3)
+        return features.sum(axis=1)
+
+    app = make_app(predict=exits_on_negatives)
+    bodies = [b"1,2,3", b"4,5,6", b"-1,0,0", b"7,8,9"]
+
+    async def together():
+        answers = []
+
+        async def one(body):
+            messages = [{"type": "http.request", "body": body, "more_body": False}]
+            sent = []
+
+            async def receive():
+                return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+            async def send(message):
+                sent.append(message)
+
+            headers = [(b"content-type", b"text/csv")]
+            await app({"type": "http", "method": "POST", "path": "/invocations", "headers": headers}, receive, send)
+            answers.append((body, sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])))
+
+        await asyncio.gather(*(one(body) for body in bodies))
+        return {body: (status, answer) for body, status, answer in answers}
+
+    with caplog.at_level("ERROR", logger="serve"):
+        answers = asyncio.run(together())
+    assert app.state.predictor.retried_alone > 0  # they were merged, then retried alone
+    assert answers[b"-1,0,0"][0] == 500 and REQUEST_ID.search(answers[b"-1,0,0"][1].decode())
+    assert answers[b"-1,0,0"][1].count(b"\n") == 1
+    assert {body: answer for body, answer in answers.items() if body != b"-1,0,0"} == {
+        b"1,2,3": (200, b"6.0\n"),
+        b"4,5,6": (200, b"15.0\n"),
+        b"7,8,9": (200, b"24.0\n"),
+    }
+    assert "predict() raised SystemExit: 3" in caplog.text
+
+
 def test_error_detail_setting_returns_the_exception_for_development():
     status, _, body = invoke(make_app(predict=broken, error_detail=True), b"1,2,3")
     assert status == 500 and body.count(b"\n") == 1
