@@ -21,7 +21,7 @@ import asyncio
 import collections
 from dataclasses import dataclass
 
-from .formats import SLICE_BYTES
+from .formats import SLICE_BYTES, WIDE_RECORD_COPIES
 from .memory import MEBIBYTE, container_memory_bytes, resident_bytes, safety_margin
 
 # Bodies are decoded, predicted and encoded SLICE_BYTES of text at a time (formats.py). A
@@ -45,8 +45,9 @@ MAX_WAITING = 256
 def request_cost(kind: str, body_bytes: int) -> int:
     """The most memory a request with a body of `body_bytes` in format `kind` holds at once."""
     # The body, and the answer, allowed as much as the body (one prediction per record is rarely
-    # longer than the record); a JSON document is decoded to text whole, a third copy.
-    copies = 3 if kind == "application/json" else 2
+    # longer than the record). A JSON record may be longer than a slice (one flat list of numbers
+    # of any length): its float64 values are allowed WIDE_RECORD_COPIES body sizes instead.
+    copies = 1 + (WIDE_RECORD_COPIES if kind == "application/json" else 1)
     slice_cost = min(body_bytes, SLICE_BYTES) * SLICE_FACTOR.get(kind, max(SLICE_FACTOR.values()))
     return REQUEST_OVERHEAD + copies * body_bytes + slice_cost
 
