@@ -363,7 +363,7 @@ def large_shapes(size: int) -> dict[str, bytes]:
     rows = ",".join(["[3,1,4,1]"] * (size // 10))
     half_rows = ",".join(["[3,1,4,1]"] * (size // 20))
     numbers = ",".join(["0.1234"] * (size // 7))
-    pretty = ",\n    ".join(["[\n      3,\n      1,\n      4,\n      1\n    ]"] * (size // 40))
+    pretty = ",\n    ".join(["[\n      3,\n      1,\n      4,\n      1\n    ]"] * (size // 48))
     objects = ",".join(['{"features":[3,1,4,1],"meta":{"tags":["a],b"]}}'] * (size // 45))
     shapes = {
         "instances first": f'{{"instances":[{rows}]}}',
