@@ -374,16 +374,18 @@ def _flat_record(cursor: _Cursor, where: str) -> np.ndarray:
         stop = min(len(text), cursor.pos + WINDOW)
         close = text.find("]", cursor.pos, stop)
         cut = close if close != -1 else text.rfind(",", cursor.pos, stop)
-        while cut == -1 and len(text) - cursor.pos < 2 * WINDOW + 64:
+        while cut == -1:
             # A value longer than a window (with the small windows of the tests): look further.
-            size = len(text) - cursor.pos
-            text = cursor.ahead(size + WINDOW)
-            if len(text) - cursor.pos == size:
-                break  # the body's end
             close = text.find("]", cursor.pos)
             comma = text.find(",", cursor.pos)
             cut = close if comma == -1 or -1 < close < comma else comma
             close = close if cut == close else -1
+            size = len(text) - cursor.pos
+            if cut != -1 or size > 2 * WINDOW + 64:
+                break
+            text = cursor.ahead(size + WINDOW)
+            if len(text) - cursor.pos == size:
+                break  # the body's end
         values = None
         if cut > cursor.pos:
             try:
@@ -397,8 +399,8 @@ def _flat_record(cursor: _Cursor, where: str) -> np.ndarray:
         cursor.pos = cut + 1
         if close != -1:
             break
-    if filled != count:
-        _explain_flat(cursor, where)
+    if filled != count:  # an empty list (past its "]" now)
+        raise _NotARecord(400, where + _NOT_A_LIST)
     try:
         return _refuse_infinities(row.reshape(1, -1), lambda _: where).reshape(-1)
     except ClientError as error:
