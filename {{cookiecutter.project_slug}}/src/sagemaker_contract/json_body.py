@@ -45,6 +45,7 @@ _DECODER = json.JSONDecoder(parse_int=float, parse_constant=_refuse_constant)
 _NOT_NUMBER = re.compile(rb'["\[{]')  # in a flat list of numbers: a sign it holds something else
 _LARGE = object()  # small_value's answer for a value longer than it parses whole
 _FLAT_TYPES = {float, type(None)}
+_LONGEST_NUMBER = 2 * WINDOW + 4096  # characters (a finite float has up to about 310 digits, or zeros)
 _TOP_LEVEL = 'JSON body must be a list of records, one record, or {"instances": [...]}'
 _NOT_A_LIST = ' is not a list of numbers (or {"features": [...]})'
 
@@ -381,7 +382,7 @@ def _flat_record(cursor: _Cursor, where: str) -> np.ndarray:
             cut = close if comma == -1 or -1 < close < comma else comma
             close = close if cut == close else -1
             size = len(text) - cursor.pos
-            if cut != -1 or size > 2 * WINDOW + 64:
+            if cut != -1 or size > _LONGEST_NUMBER:
                 break
             text = cursor.ahead(size + WINDOW)
             if len(text) - cursor.pos == size:
@@ -431,7 +432,7 @@ def _explain_flat(cursor: _Cursor, where: str) -> None:
     """Raise the 400 for the flat list at the cursor, at a value or its end (parsing a value at a
     time), once past the list."""
     while cursor.peek() != "]":
-        value = cursor.small_value()
+        value = cursor.small_value(limit=_LONGEST_NUMBER)
         if value is _LARGE or (not is_json_number(value) and value is not None):
             shown = "a value of over a window" if value is _LARGE else json.dumps(value)[:40]
             if value is _LARGE:
