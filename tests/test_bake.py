@@ -30,6 +30,7 @@ CONTRACT = [
     "describe.py",
     "errors.py",
     "formats.py",
+    "json_body.py",
     "listening.py",
     "local.py",
     "memory.py",

@@ -24,26 +24,23 @@ import asyncio
 import collections
 from dataclasses import dataclass
 
-from .memory import MEBIBYTE, container_memory_bytes, resident_bytes
+from .formats import SLICE_BYTES, WIDE_RECORD_COPIES
+from .memory import MEBIBYTE, container_memory_bytes, resident_bytes, safety_margin
 from .spool import DROP_BEHIND, SEND_CHUNK
 
-# Bodies are decoded, predicted and encoded this much text at a time (formats.SLICE_BYTES). A
+# Bodies are decoded, predicted and encoded SLICE_BYTES of text at a time (formats.py). A
 # slice's working memory (text, parsed records, rows, predictions, encoded answer) is counted at
 # this many times its size: measured up to about 12x for CSV and 30x for JSON of single digits
 # (a float object, a list slot and a line or record around them for every two bytes of text).
 # The contract tests measure the whole pipeline against these figures
 # (test_app.py: test_memory_a_request_holds_stays_within_its_estimated_cost).
-SLICE_BYTES = 256 * 1024
 SLICE_FACTOR = {"text/csv": 24, "application/jsonlines": 40, "application/json": 40}
 REQUEST_OVERHEAD = 64 * 1024  # headers, task, buffers: what even an empty request costs
 
 # What start-up leaves aside: each worker's own memory beyond what it shares with the master
 # (measured: about 8 MB idle, more once its allocator has served large requests), and a margin
-# for the allocator's fragmentation, the page cache the libraries' code runs from, and estimates
-# that fall short.
+# (memory.safety_margin).
 WORKER_OVERHEAD = 32 * MEBIBYTE
-MIN_MARGIN = 64 * MEBIBYTE
-MARGIN_FRACTION = 0.10
 # Requests waiting for memory hold a little each (uvicorn buffers up to 64 KB of an unread body);
 # past this many waiting, a new request is answered 503 at once.
 MAX_WAITING = 256
@@ -52,8 +49,9 @@ MAX_WAITING = 256
 def request_cost(kind: str, body_bytes: int) -> int:
     """The most memory a request with a body of `body_bytes` in format `kind` holds at once."""
     # The body, and the answer, allowed as much as the body (one prediction per record is rarely
-    # longer than the record); a JSON document is decoded to text whole, a third copy.
-    copies = 3 if kind == "application/json" else 2
+    # longer than the record). A JSON record may be longer than a slice (one flat list of numbers
+    # of any length): its float64 values are allowed WIDE_RECORD_COPIES body sizes instead.
+    copies = 1 + (WIDE_RECORD_COPIES if kind == "application/json" else 1)
     slice_cost = min(body_bytes, SLICE_BYTES) * SLICE_FACTOR.get(kind, max(SLICE_FACTOR.values()))
     return REQUEST_OVERHEAD + copies * body_bytes + slice_cost
 
@@ -89,7 +87,7 @@ def plan(workers: int, max_inflight_mb: int = 0, *, limit: int | None = None, he
         limit, source = container_memory_bytes()
     if held is None:
         held = resident_bytes()
-    margin = max(MIN_MARGIN, int(limit * MARGIN_FRACTION))
+    margin = safety_margin(limit)
     total = limit - held - workers * WORKER_OVERHEAD - margin
     # However small the container, one slice-sized or spooled request at a time per worker must fit.
     floor = max(request_cost("text/csv", SLICE_BYTES), spooled_cost("application/json"))

@@ -10,8 +10,9 @@ stay free to answer /ping within SageMaker's 2 s whatever predict() does (a call
 for most inputs may stall for some). The thread takes the batches itself, so under load it goes
 from one batch to the next without being woken for each, and the loop hears back once a batch.
 
-If anything fails while merging, predicting or splitting a batch, each of its requests is
-retried alone, so one bad request can neither fail another nor delay its answer beyond that retry.
+If anything fails while merging, predicting or splitting a batch (SystemExit and other exceptions
+that are not Exceptions included), each of its requests is retried alone, so one bad request can
+neither fail another nor delay its answer beyond that retry.
 
 A watchdog: a call still running `stuck_seconds` after it started marks the predictor stuck.
 From then on it takes no work: the requests waiting for it fail with WorkerStuck at once, and
@@ -159,16 +160,18 @@ class BatchingPredictor:
                 end = start + len(request.rows)
                 settled.append((request, results[start:end], None))
                 start = end
-        except Exception as error:  # noqa: BLE001 - handed to the waiting requests
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting requests
+            # BaseException too (SystemExit, KeyboardInterrupt, GeneratorExit...): here it can only
+            # come from the project's code. Python delivers signals to the main thread alone, where
+            # the server's own handlers (SIGTERM, SIGINT) run; this thread never sees them.
             if len(batch) > 1:
                 # Merging, predicting or splitting failed: each request alone, so only the
                 # faulty one fails.
                 self.retried_alone += len(batch)
                 return [outcome for request in batch for outcome in self._run_batch([request])]
+            if not isinstance(error, Exception):
+                error = PredictionError(f"predict() raised {type(error).__name__}: {error}")
             return [(batch[0], None, error)]
-        except BaseException as error:  # noqa: BLE001 - SystemExit and the like, from the user's code
-            failure = PredictionError(f"predict() raised {type(error).__name__}: {error}")
-            return [(request, None, failure) for request in batch]
         self.batches += 1
         self.requests += len(batch)
         return settled

@@ -18,7 +18,11 @@ are not UTF-8, not numbers, nested too deeply, or hold numbers beyond a 64-bit f
 
 Large bodies are decoded a slice at a time (decode_slices, about SLICE_BYTES of text each), so
 the memory a request holds while it is predicted is its body, its answer so far and one slice,
-not every record of a 100 MB batch at once as Python floats.
+not every record of a 100 MB batch at once as Python floats. That holds for every JSON shape
+(json_body.py); the body may be bytes, a bytearray or a read-only mmap, and is never decoded to
+one str. A record is one record at any size: a flat list of numbers, at the top or under
+"instances", is one record (it may be longer than a slice: its values are then parsed into one
+array of at most WIDE_RECORD_COPIES times the body's size, or refused with 413).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import csv
 import io
 import json
 import math
+import mmap
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Union
@@ -43,10 +48,12 @@ _TEXT_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii"}
 _EMPTY_CSV_FIELD = re.compile(r"(?:^|(?<=,))(?=,|$)", re.MULTILINE)
 SLICE_BYTES = 256 * 1024  # text decoded, predicted and encoded at a time (admission.py counts on it)
 # Request formats decode_slices reads a slice at a time from any buffer, an mmap included, without
-# a copy of the whole body: those a body too large for memory may be spooled in (app.py). JSON is
-# still decoded to one str first, as large as the body.
-SLICED_FROM_ANY_BUFFER = (CSV, JSONLINES)
-Body = Union[bytes, bytearray]
+# a copy of the whole body: those a body too large for memory may be spooled in (app.py).
+SLICED_FROM_ANY_BUFFER = (CSV, JSON, JSONLINES)
+# A JSON record longer than a slice (one flat list of numbers) is held whole as float64: it may
+# take this many times the body's size (admission.request_cost reserves it), no more (413).
+WIDE_RECORD_COPIES = 2
+Body = Union[bytes, bytearray, mmap.mmap]
 _NOT_SPACE = re.compile(rb"\S")
 _SPACE_BYTES = b" \t\n\r\x0b\x0c"  # what \s matches in bytes
 
@@ -126,13 +133,13 @@ def decode_slices(kind: str, body: Body) -> Iterator[np.ndarray]:
     Every slice has the same number of features; a client mistake anywhere raises ClientError
     when its slice is reached (the records before it may have been yielded already).
     """
-    if len(body) <= SLICE_BYTES and kind != JSON:
+    if len(body) <= SLICE_BYTES:
         # One slice, the common real-time case: decoded at once, without the slicing machinery.
-        return iter((_decode_small(kind, body),))
+        return iter((_decode_small(kind, body if isinstance(body, bytes) else bytes(body)),))
     return _decode_slices(kind, body)
 
 
-def _decode_small(kind: str, body: Body) -> np.ndarray:
+def _decode_small(kind: str, body: bytes) -> np.ndarray:
     stripped = body.strip()
     if not stripped:
         raise ClientError(400, "empty body; send at least one record")
@@ -141,6 +148,8 @@ def _decode_small(kind: str, body: Body) -> np.ndarray:
     except UnicodeDecodeError as error:
         offset = len(body) - len(body.lstrip()) + error.start
         raise ClientError(400, f"body is not UTF-8 text (bad byte at offset {offset})") from None
+    if kind == JSON:
+        return _rows_to_array(_json_records(text), "instance")
     return _decode_csv(text) if kind == CSV else _decode_jsonlines(text)
 
 
@@ -149,12 +158,9 @@ def _decode_slices(kind: str, body: Body) -> Iterator[np.ndarray]:
     if start == end:
         raise ClientError(400, "empty body; send at least one record")
     if kind == JSON:
-        text = _utf8(body, start, end)
-        streamed = _json_record_slices(text) if len(text) > SLICE_BYTES else None
-        if streamed is not None:
-            yield from streamed
-            return
-        yield _rows_to_array(_json_records(text), "instance")
+        from .json_body import json_slices  # it builds on this module's helpers
+
+        yield from json_slices(body, start, end)
         return
     decode_text = _decode_csv if kind == CSV else _decode_jsonlines
     unit = "CSV line" if kind == CSV else "JSON Lines line"
@@ -335,110 +341,44 @@ def _first_line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
+class _InstancesTwice(dict):  # type: ignore[type-arg]
+    """An object in which the key "instances" came twice (json_body.py refuses that too)."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs) and sum(key == "instances" for key, _ in pairs) > 1:
+        return _InstancesTwice(value)
+    return value
+
+
 def _json_records(text: str) -> list[Any]:
-    value = _json_load(text, "body")
+    """The records of a JSON body parsed whole (a small one): the meaning json_body.py streams."""
+    if text.count("nstances") > 1 or "\\u" in text:  # maybe "instances" twice: look closely
+        try:
+            value = json.loads(text, parse_int=float, parse_constant=_refuse_constant, object_pairs_hook=_pairs)
+        except (ValueError, RecursionError):
+            value = _json_load(text, "body")  # its message
+    else:
+        value = _json_load(text, "body")
+    if isinstance(value, _InstancesTwice):
+        raise ClientError(400, 'the JSON object has "instances" twice; send one list of records')
     if isinstance(value, dict):
         if "instances" in value:
             value = value["instances"]
             if not isinstance(value, list):
                 raise ClientError(400, '"instances" must be a list of records')
         elif "features" in value:
-            value = [value]
+            return [value]
         else:
             raise ClientError(400, 'JSON object needs an "instances" list (or "features" for one record)')
     if not isinstance(value, list):
         raise ClientError(400, 'JSON body must be a list of records, one record, or {"instances": [...]}')
-    if value and all(_is_number(item) for item in value):
-        return [value]  # One record given as a flat list.
-    return value
-
-
-def _json_record_slices(text: str) -> Iterator[np.ndarray] | None:
-    """The records of a large JSON document, parsed one at a time and yielded a slice at a time.
-
-    json.loads would build every record at once, as Python objects (up to about 22 bytes for each
-    byte of text). The two shapes batch clients send, {"instances": [...]} with "instances" first
-    and [[...], ...], are read here record by record; any other shape returns None (parse whole).
-    """
-    position = _skip_space(text, 0)
-    if text.startswith("{", position):
-        position = _skip_space(text, position + 1)
-        key, position = _json_value(text, position)
-        position = _skip_space(text, position)
-        if key != "instances" or not text.startswith(":", position):
-            return None
-        position = _skip_space(text, position + 1)
-        if not text.startswith("[", position):
-            raise ClientError(400, '"instances" must be a list of records')
-        inside_object = True
-    elif text.startswith("[", position) and text.startswith(("[", "{"), _skip_space(text, position + 1)):
-        inside_object = False
-    else:
-        return None
-    return _json_array_slices(text, position + 1, inside_object)
-
-
-def _json_array_slices(text: str, position: int, inside_object: bool) -> Iterator[np.ndarray]:
-    records: list[Any] = []
-    first_number = 1
-    width = None
-    slice_start = position
-    position = _skip_space(text, position)
-    closed = text.startswith("]", position)
-    if closed:
-        position += 1
-    while not closed:
-        record, position = _json_value(text, position)
-        records.append(record)
-        position = _skip_space(text, position)
-        if text.startswith(",", position):
-            position = _skip_space(text, position + 1)
-        elif text.startswith("]", position):
-            position += 1
-            closed = True
-        else:
-            raise ClientError(400, f"body is not valid JSON: expecting ',' or ']' at character {position}")
-        if closed or position - slice_start >= SLICE_BYTES:
-            rows = _rows_to_array(records, "instance", range(first_number, first_number + len(records)))
-            width = _same_width(rows, width, f"instance {first_number}", "instance 1")
-            first_number += len(records)
-            records = []
-            slice_start = position
-            yield rows
-    if width is None:
+    if not value:
         raise ClientError(400, "no records in the body; send at least one")
-    if inside_object:
-        # What follows the list: other keys (ignored, as when the body is parsed whole), then "}".
-        position = _skip_space(text, position)
-        while text.startswith(",", position):
-            _, position = _json_value(text, _skip_space(text, position + 1))
-            position = _skip_space(text, position)
-            if not text.startswith(":", position):
-                raise ClientError(400, f"body is not valid JSON: expecting ':' at character {position}")
-            _, position = _json_value(text, _skip_space(text, position + 1))
-            position = _skip_space(text, position)
-        if not text.startswith("}", position):
-            raise ClientError(400, f"body is not valid JSON: expecting ',' or '}}' at character {position}")
-        position += 1
-    if _skip_space(text, position) != len(text):
-        raise ClientError(400, f"body is not valid JSON: extra data at character {position}")
-
-
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
-_JSON_DECODER = json.JSONDecoder(parse_int=float, parse_constant=lambda name: _refuse_constant(name))
-
-
-def _skip_space(text: str, position: int) -> int:
-    return _JSON_SPACE.match(text, position).end()  # type: ignore[union-attr]
-
-
-def _json_value(text: str, position: int) -> tuple[Any, int]:
-    try:
-        return _JSON_DECODER.raw_decode(text, position)
-    except ValueError as error:
-        raise ClientError(400, f"body is not valid JSON: {_first_line(str(error))}") from None
-    except RecursionError:
-        raise ClientError(400, "body is nested too deeply; a record is a flat list of numbers") from None
+    if not isinstance(value[0], (list, dict)):
+        return [value]  # One record given as a flat list (its first item says so, at any size).
+    return value
 
 
 def _decode_jsonlines(text: str, first_line: int = 1, width: int | None = None) -> np.ndarray:
@@ -450,8 +390,11 @@ def _decode_jsonlines(text: str, first_line: int = 1, width: int | None = None) 
     return _rows_to_array(records, "line", numbers)
 
 
-def _is_number(value: Any) -> bool:
+def is_json_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_VALUE_TYPES = frozenset((float, int, type(None)))  # type(): a bool is not an int here
 
 
 def _rows_to_array(records: Sequence[Any], unit: str, numbers: Sequence[int] | None = None) -> np.ndarray:
@@ -465,9 +408,10 @@ def _rows_to_array(records: Sequence[Any], unit: str, numbers: Sequence[int] | N
             record = record["features"]
         if not isinstance(record, list) or not record:
             raise ClientError(400, f"{unit} {number} is not a list of numbers" + ' (or {"features": [...]})')
-        for value in record:
-            if not _is_number(value) and value is not None:
-                raise ClientError(400, f"{unit} {number}: {json.dumps(value)[:40]} is not a number")
+        if not _VALUE_TYPES.issuperset(map(type, record)):  # in C: no Python call per value
+            for value in record:
+                if not is_json_number(value) and value is not None:
+                    raise ClientError(400, f"{unit} {number}: {json.dumps(value)[:40]} is not a number")
         rows.append(record)
     width = len(rows[0])
     for number, row in zip(numbers, rows):

@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 MEBIBYTE = 1024 * 1024
+# Left aside from the container's limit, by the server (admission.py) and by training
+# (training_data.py) alike: the allocator's slack and fragmentation, the page cache the
+# libraries' code runs from, and estimates that fall short.
+MIN_MARGIN = 64 * MEBIBYTE
+MARGIN_FRACTION = 0.10
 CGROUP_LIMIT_FILES = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 
 # General-purpose SageMaker training instances by memory (GiB), to suggest one that is large enough.
@@ -30,6 +35,11 @@ def instance_with_memory(total: int) -> str | None:
 
 def mb(value: int) -> str:
     return f"{value / MEBIBYTE:,.0f} MB"
+
+
+def safety_margin(limit: int) -> int:
+    """What is left aside from a memory limit of `limit` bytes."""
+    return max(MIN_MARGIN, int(limit * MARGIN_FRACTION))
 
 
 def container_memory_bytes() -> tuple[int, str]:

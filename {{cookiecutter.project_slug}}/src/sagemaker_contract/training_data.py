@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ContractError
-from .memory import MEBIBYTE, container_memory_bytes, instance_with_memory, mb, resident_bytes
+from .memory import MEBIBYTE, container_memory_bytes, instance_with_memory, mb, resident_bytes, safety_margin
 from .parallel import ChildFailed, Forked, forked_map, usable_cpus
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,6 @@ CHILD_BYTES = 32 * MEBIBYTE
 # Training on a matrix is assumed to need as much memory again as the matrix (a decision tree's
 # sample indices, sorted feature values and label copies: measured under that for scikit-learn).
 TRAINING_ALLOWANCE = 1.0
-# Left aside from the container's limit: the allocator's slack and the page cache code runs from.
-MIN_MARGIN = 64 * MEBIBYTE
-MARGIN_FRACTION = 0.10
 # How much of the first file is looked at to estimate the bytes per row.
 SAMPLE_BYTES = 1024 * 1024
 
@@ -350,8 +347,7 @@ def memory_left() -> tuple[int, int, str]:
     """Memory this process may still take (limit less what it holds less a margin), the limit,
     and where the limit comes from."""
     limit, source = container_memory_bytes()
-    margin = max(MIN_MARGIN, int(limit * MARGIN_FRACTION))
-    return limit - resident_bytes() - margin, limit, source
+    return limit - resident_bytes() - safety_margin(limit), limit, source
 
 
 def _needed(matrix_bytes: int) -> int:

@@ -157,6 +157,51 @@ def test_under_memory_pressure_every_request_is_answered_or_shed_and_no_worker_d
         finish(server)
 
 
+@pytest.mark.heavy
+def test_concurrent_20_mb_json_bodies_with_instances_not_first_fit_a_400_mb_container(image, served_model):
+    """Three concurrent 20 MB {"id": ..., "instances": [...]} bodies into a 400 MB container with
+    one worker: the JSON is decoded a window at a time whatever its key order, as admission counts
+    on, so every request is answered (200, or 503 with Retry-After) and no worker is OOM-killed.
+    Parsed whole, such a body held over ten times its size and the worker died with all three."""
+    server = start(
+        image,
+        served_model,
+        {"MODEL_SERVER_WORKERS": "1", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100"},
+        ["--memory", "400m", "--memory-swap", "400m"],
+    )
+    try:
+        record = json.dumps(ROWS[0], separators=(",", ":")).encode()
+        count = 20 * MEBIBYTE // (len(record) + 1)
+        body = b'{"id":"job-1","instances":[' + b",".join([record] * count) + b"]}"
+        ready = threading.Barrier(3)
+
+        def send(_: int):
+            ready.wait(timeout=30)
+            try:
+                return post(server.port, body, "application/json", timeout=120)
+            except (OSError, http.client.HTTPException) as error:
+                return error
+
+        with ThreadPoolExecutor(3) as pool:
+            outcomes = list(pool.map(send, range(3)))
+        time.sleep(1.0)  # let the master log a worker's death, if there was one
+        logs = server.logs(tail=None)
+        lost = [repr(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert not lost, f"requests lost their connection without an answer: {lost}\n{logs[-3000:]}"
+        statuses = [status for status, _, _ in outcomes]
+        print(f"\n3 x {len(body) / MEBIBYTE:.1f} MB JSON, id first, into 400 MB: {statuses}")
+        for status, headers, answer in outcomes:
+            if status == 200:
+                assert len(json.loads(answer)["predictions"]) == count
+            else:
+                assert status == 503 and headers.get("retry-after") and one_line(answer), (status, answer[:300])
+        assert 200 in statuses
+        assert "SIGKILL" not in logs and "Perhaps out of memory" not in logs, logs[-3000:]
+        assert logs.count("Booting worker") == 1, logs[-3000:]
+    finally:
+        finish(server)
+
+
 # --- 2. batch isolation --------------------------------------------------------------------------
 SLOW_PREDICT = """
 def predict(model, features):

@@ -93,6 +93,35 @@ def test_one_bad_request_fails_alone(delay):
     assert predictor.retried_alone == len(requests)
 
 
+@pytest.mark.parametrize("exit_kind", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_a_base_exception_from_one_request_fails_it_alone(exit_kind):
+    # sys.exit() and the like in the project's predict(): not Exceptions, yet only the request
+    # that raised it may fail, and the predict thread must live on for the next requests.
+    def exits_on_negatives(model, features):
+        time.sleep(0.01)  # the requests queue up behind the first call and meet in one batch
+        if (features < 0).any():
+            raise exit_kind("predict() gave up")
+        return features[:, 0] * 10
+
+    predictor = BatchingPredictor(None, exits_on_negatives)
+    requests = requests_of([2, 2, 2])
+    requests.insert(1, np.array([[-1.0]]))
+
+    async def after_a_first_call():
+        first = asyncio.ensure_future(predictor.predict(requests_of([1], start=100)[0]))
+        await asyncio.sleep(0)
+        results = await run_concurrently(predictor, requests)
+        await first
+        return results, await predictor.predict(requests_of([1], start=7)[0])
+
+    results, later = asyncio.run(after_a_first_call())
+    assert isinstance(results[1], PredictionError) and f"raised {exit_kind.__name__}" in str(results[1])
+    for index in (0, 2, 3):
+        assert list(results[index]) == list(requests[index][:, 0] * 10)
+    assert predictor.retried_alone >= 2  # the faulty request did share a batch, then went alone
+    assert list(later) == [70.0]
+
+
 def test_requests_that_cannot_be_merged_are_predicted_alone():
     # A model whose feature count the server does not know: requests of different widths meet
     # in one batch, and merging them fails. Each is then predicted alone: the valid ones are

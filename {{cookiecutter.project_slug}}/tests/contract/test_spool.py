@@ -249,12 +249,15 @@ def test_a_client_that_hangs_up_while_its_spooled_body_is_predicted_stops_the_wo
     assert app.disk.outstanding == 0 and app.budget.in_use == 0 and spool_files_open(tmp_path) == []
 
 
-def test_a_json_body_is_not_spooled_while_its_decoder_copies_the_whole_body(tmp_path):
-    """formats.SLICED_FROM_ANY_BUFFER: JSON is decoded to one str as large as the body, so a JSON
-    body too large for memory is refused (413) rather than spooled and then held whole."""
-    body = b'{"instances":[' + b",".join(b"[%d,1,2]" % i for i in range(2_500_000)) + b"]}"
-    status, _, answer = invoke(make_app(tmp_path), body, "application/json")
-    assert (status == 413) == (formats.JSON not in formats.SLICED_FROM_ANY_BUFFER), answer[:200]
+def test_a_json_body_too_large_for_memory_is_spooled_and_answered(tmp_path):
+    """JSON is decoded a window at a time from any buffer (json_body.py), so a JSON body too large
+    for memory is spooled like CSV, and answered in full."""
+    assert formats.JSON in formats.SLICED_FROM_ANY_BUFFER
+    count = 2_500_000
+    body = b'{"id":"job-1","instances":[' + b",".join(b"[%d,1,2]" % (i % 10) for i in range(count)) + b"]}"
+    status, _, answer = invoke(make_app(tmp_path), body, "application/json", accept="text/csv")
+    assert status == 200, answer[:200]
+    assert answer.count(b"\n") == count
 
 
 def test_project_formats_are_never_spooled(tmp_path):
