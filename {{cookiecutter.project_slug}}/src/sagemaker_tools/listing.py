@@ -13,9 +13,9 @@ declaration, the sample data and the built image, so they cannot drift from what
                            (CSV, JSON, JSON Lines), from data/ with the label column dropped
     samples/output.*       what the built image answers to it: `docker run IMAGE serve` with MODEL
     training-data/         algorithms: the sample data to train on, one folder per channel
-    buyer-notebook.ipynb   subscribe, (train,) deploy, invoke, batch transform, clean up; its first
-                           code cell's LOCAL_MODE = True runs it in the SageMaker Python SDK's local
-                           mode against a local image instead
+    buyer-notebook.ipynb   subscribe, (train,) deploy, invoke, asynchronous inference, batch transform,
+                           clean up; its first code cell's LOCAL_MODE = True runs it in the
+                           SageMaker Python SDK's local mode against a local image instead
 
 `test-listing` runs that notebook with nbclient in local mode against IMAGE (it writes the run to
 build/test-listing/) and fails when a cell fails; the notebook's own checks fail a cell when an
@@ -53,6 +53,8 @@ from .publishing import PublishError
 from .publishing.config import Settings, load_settings
 from .publishing.sample_data import channel_files, features_only
 from .readme_tables import tables
+
+ASYNC_PAYLOAD_MB = 1024  # an asynchronous endpoint's input, staged in S3 (SageMaker's limit: 1 GB)
 
 NOTEBOOK = "buyer-notebook.ipynb"
 USAGE = "usage.md"
@@ -319,7 +321,8 @@ def usage(
         "",
         f"This {kind} "
         + ("trains on your data and serves the model it trains" if algorithm else "serves a trained model")
-        + ": real-time endpoints and batch transform. The buyer notebook (`buyer-notebook.ipynb`) runs every step.",
+        + ": real-time endpoints, asynchronous endpoints (inputs over 6 MB) and batch transform. The buyer "
+        "notebook (`buyer-notebook.ipynb`) runs every step.",
         "",
         "## Input",
         "",
@@ -373,6 +376,10 @@ def usage(
         "a request may take up to 60 s.",
         f"- Batch transform: `BatchStrategy=MultiRecord` with `SplitType=Line`, up to {UNLIMITED_PAYLOAD_MB} MB "
         "per request (`MaxPayloadInMB`); the output has one line per input record (`AssembleWith=Line`).",
+        f"- Asynchronous inference, for inputs over {REALTIME_PAYLOAD_MB} MB or answers that take over 60 s: "
+        f"up to {ASYNC_PAYLOAD_MB} MB per request, read from S3 and answered to S3, up to an hour each "
+        "(`AsyncInferenceConfig`, `InvocationTimeoutSeconds` up to 3600). The image takes such a body in "
+        "memory that does not grow with its size; the buyer notebook shows the deployment.",
         "- Client mistakes (wrong content type, unreadable body, wrong number of features) are answered 4xx "
         "with a one-line reason, and are not billed.",
         "",
@@ -454,6 +461,7 @@ def _cells(settings: Settings, user: UserModule, samples: Sequence[Sample], imag
         "Deploy a real-time endpoint",
         "Invoke it",
         "Delete the endpoint",
+        "Asynchronous inference",
     ]
     steps += [*(["Batch transform"] if has_csv else []), "Clean up"]
     number = {step: index for index, step in enumerate(steps, start=1)}
@@ -477,6 +485,19 @@ def _cells(settings: Settings, user: UserModule, samples: Sequence[Sample], imag
         (
             "code",
             "predictor.delete_model()\npredictor.delete_endpoint()" if algorithm else "predictor.delete_endpoint()",
+        ),
+        ("md", f"## {number['Asynchronous inference']}. " + _ASYNC_TEXT),
+        (
+            "code",
+            _fill(
+                _ASYNC,
+                {
+                    **values,
+                    "source": "estimator" if algorithm else "model",
+                    "async_sample": CSV if has_csv else samples[0].content_type,
+                    "delete_model": "\n    async_predictor.delete_model()" if algorithm else "",
+                },
+            ),
         ),
     ]
     if has_csv:
@@ -636,6 +657,41 @@ _INVOKE = textwrap.dedent(
         assert answer == expected, f"{content_type}: the answer differs from {output_file}"
     """
 ).strip("\n")
+_ASYNC_TEXT = """Asynchronous inference
+
+For inputs over 6 MB (up to 1 GB) or answers that take over 60 s: the input is read from S3 and
+the answer written to S3, the endpoint queues requests and may take up to an hour on each
+(`InvocationTimeoutSeconds`). SageMaker's local mode has no asynchronous endpoints, so this step
+runs on AWS only."""
+_ASYNC = """
+    input_file, output_file = SAMPLES["$async_sample"]
+    if LOCAL_MODE:
+        print("asynchronous endpoints run on AWS only: SageMaker's local mode has none")
+    else:
+        from sagemaker.async_inference import AsyncInferenceConfig, WaiterConfig
+        from sagemaker.predictor_async import AsyncPredictor
+
+        async_endpoint = f"$endpoint-async-{run}"
+        config = AsyncInferenceConfig(output_path=work + "/async-output", max_concurrent_invocations_per_instance=4)
+        $source.deploy(
+            initial_instance_count=1,
+            instance_type=instance_type,
+            endpoint_name=async_endpoint,
+            async_inference_config=config,
+        )
+        async_predictor = AsyncPredictor(Predictor(async_endpoint, sagemaker_session=session), name=async_endpoint)
+        # Large inputs go to S3 first; the request names them, and the answer lands in output_path.
+        input_path = session.upload_data(input_file, key_prefix=work.split("/", 3)[3] + "/async-input")
+        response = async_predictor.predict_async(
+            input_path=input_path, initial_args={"ContentType": "$async_sample", "Accept": "$async_sample"}
+        )
+        print("answer will be at", response.output_path)
+        answer = response.get_result(WaiterConfig(max_attempts=120, delay=15))  # up to 30 minutes
+        expected = pathlib.Path(output_file).read_bytes()
+        assert answer.split() == expected.split(), f"the asynchronous answer differs from {output_file}"
+        print(answer[:300])
+        async_predictor.delete_endpoint()$delete_model
+"""
 _TRANSFORM_TEXT = """Batch transform
 
 The CSV sample, many records per request; the output has one line per input line."""

@@ -97,6 +97,7 @@ def test_usage_says_formats_limits_instance_types_metering_and_the_declaration(p
         "| `application/jsonlines` |",
         "6 MB",
         "MultiRecord",
+        "- Asynchronous inference, for inputs over 6 MB or answers that take over 60 s: up to 1024 MB",
         "X-Amzn-Inference-Metering",
         f"- Real-time inference: `{instance_types['realtime'][0]}`",
         "| `text/csv` | `samples/input.csv` | `samples/output.csv` | 10 | 10 |",
@@ -120,9 +121,11 @@ def test_the_notebook_is_nbformat_4_with_the_switch_first_and_every_step(project
         ast.parse(source)  # every code cell is valid Python
     assert "LOCAL_MODE = False" in code[0] and "PRODUCT_ARN =" in code[0] and 'LOCAL_IMAGE = "' in code[0]
     whole = "\n".join(cell.source for cell in notebook.cells)
-    for step in ("Subscribe", "Deploy a real-time endpoint", "Invoke it", "Batch transform", "Clean up"):
+    steps = ("Subscribe", "Deploy a real-time endpoint", "Invoke it", "Asynchronous inference", "Batch transform")
+    for step in (*steps, "Clean up"):
         assert f". {step}" in whole, step
-    for call in ("LocalSession(", '"local"', ".deploy(", ".predict(", ".transformer(", "delete_endpoint()"):
+    calls = ("LocalSession(", '"local"', ".deploy(", ".predict(", ".transformer(", "delete_endpoint()")
+    for call in (*calls, "async_inference_config=config", "predict_async(", "get_result("):
         assert call in whole, call
     if product == "algorithm":
         assert "AlgorithmEstimator(" in whole and ":algorithm/<name>" in whole and "estimator.fit(" in whole
