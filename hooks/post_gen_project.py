@@ -47,6 +47,7 @@ ONLY_WITH_FRAMEWORK = {
     Path("tests/container/test_xgboost_model_package.py"): ("model", "xgboost"),
     Path("tests/contract/test_xgboost_training.py"): ("algorithm", "xgboost"),
     Path("tests/container/test_distributed.py"): ("algorithm", "xgboost"),
+    Path("tests/container/test_xgboost_memory.py"): ("algorithm", "xgboost"),
 }
 
 

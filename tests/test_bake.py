@@ -174,6 +174,7 @@ def expected_files(package: str, product: str = "algorithm", framework: str = "s
             "src/sagemaker_contract/xgboost_training.py",
             "tests/contract/test_xgboost_training.py",
             "tests/container/test_distributed.py",
+            "tests/container/test_xgboost_memory.py",
         }
     if (product, framework) == ("model", "xgboost"):  # reading a booster or XGBClassifier saved anywhere
         files |= {
@@ -417,6 +418,7 @@ def test_template_owned_files_are_copied_verbatim(cookies):
                 "src/sagemaker_contract/xgboost_training.py",
                 "tests/contract/test_xgboost_training.py",
                 "tests/container/test_distributed.py",
+                "tests/container/test_xgboost_memory.py",
                 "src/sagemaker_contract/xgboost_model.py",
                 "tests/contract/test_xgboost_model.py",
                 "tests/host_tools/test_xgboost_packing.py",

@@ -13,8 +13,6 @@ import json
 import os
 import re
 
-import pytest
-
 from sagemaker_contract.project import FRAMEWORK, USER_MODULE
 
 from .conftest import LOCAL_USER, docker, make_tree
@@ -103,28 +101,6 @@ def test_a_channel_larger_than_the_containers_memory(image, tmp_path):
         metrics = json.loads((root / "output/data/metrics.json").read_text())
         assert metrics["train:accuracy"] > 0.6  # learnt something: the label follows the first feature
         assert any((root / "model").iterdir()) and not (root / "output/failure").exists()
-
-
-@pytest.mark.skipif(FRAMEWORK != "xgboost", reason="XGBoost's own memory per row; other frameworks hold no such")
-def test_a_channel_too_tall_even_for_xgboosts_external_memory_stops_early_in_one_line(image, tmp_path):
-    # 2,000,000 rows x 10 features (90 MB of CSV), two classes, in 256 MB: external memory would
-    # page out the features, but XGBoost's gradients, predictions and labels (68 bytes a row here)
-    # do not fit beside Python and XGBoost. Scaled down from issue 19's 6,000,000 rows in 512 MB.
-    data_file = tmp_path / "rows.csv"
-    write_rows(data_file, 2_000_000, 10)
-    root = make_job(image, tmp_path, "opt_ml", data_file, *SETTINGS)
-    result = train_within(image, root, "256m")
-    assert result.returncode == 1, f"expected the refusal, got exit {result.returncode}:\n{result.stderr[-3000:]}"
-    reason = (root / "output/failure").read_text()
-    assert reason.count("\n") == 1
-    assert re.fullmatch(
-        r"XGBoost cannot train on 'train' \(2,000,000 rows\) in this container's memory, not even with external "
-        r"memory: it keeps 68 bytes a row for 2 output\(s\) in memory, 130 MB, but only \d+ MB is left of 256 MB, "
-        r"the container's memory limit \(\S+\); use an instance type with more memory, e.g. ml.m5.large \(8 GiB\), "
-        r"or more instances \(distributed training shares the rows\)\n",
-        reason,
-    )
-    assert not any((root / "model").iterdir())
 
 
 OOM_MODULE = """import importlib
