@@ -25,14 +25,17 @@ from .conftest import ROWS, Server, csv_body, docker
 pytestmark = pytest.mark.heavy
 
 MEBIBYTE = 1024 * 1024
-LIMIT = 6 * MEBIBYTE  # the default payload limit (SAGEMAKER_MAX_PAYLOAD_IN_MB unset)
+LIMIT = 6 * MEBIBYTE  # the fuzzed server runs as batch transform with MaxPayloadInMB=6 (below)
 WORKERS = 2
 
 
 @pytest.fixture
 def serving(image, served_model):
     """A fresh server with two workers; kept after it stops so its logs and exit code can be read."""
-    running = Server(image, served_model, env={"MODEL_SERVER_WORKERS": str(WORKERS)}, remove=False)
+    # Batch transform's MaxPayloadInMB=6: a limit at the size real-time clients may send, so the bodies
+    # around it are answered 200 or 413 (with no setting the server takes up to 1 GB, for async).
+    env = {"MODEL_SERVER_WORKERS": str(WORKERS), "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6"}
+    running = Server(image, served_model, env=env, remove=False)
     running.wait_until_healthy()
     # /ping answers as soon as one worker is up, while gunicorn may still be spawning the other.
     running.workers = wait_for_workers(running, WORKERS)
@@ -323,7 +326,10 @@ BODIES = st.integers(0, 9).flatmap(lambda k: HUGE_BODIES if k == 9 else REGULAR_
 
 @pytest.fixture(scope="module")
 def fuzzed(image, served_model):
-    running = Server(image, served_model, env={"MODEL_SERVER_WORKERS": str(WORKERS)}, remove=False)
+    # Batch transform's MaxPayloadInMB=6: a limit at the size real-time clients may send, so the bodies
+    # around it are answered 200 or 413 (with no setting the server takes up to 1 GB, for async).
+    env = {"MODEL_SERVER_WORKERS": str(WORKERS), "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6"}
+    running = Server(image, served_model, env=env, remove=False)
     running.wait_until_healthy()
     running.client = Client(running.port)
     yield running

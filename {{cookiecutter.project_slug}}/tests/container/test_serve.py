@@ -62,9 +62,10 @@ def test_a_batch_transform_payload_near_6_mb_is_answered_in_order(server):
         ("application/json", b"{not json", None, 400),
         ("text/csv", b"1.0\n", None, 400),
         ("text/csv", b"", None, 400),
-        ("text/csv", b"1," * (3 * MEBIBYTE) + b"1\n", None, 413),
+        # Over 6 MB is read (asynchronous endpoints send up to 1 GB): its one record is refused for its width.
+        ("text/csv", b"1," * (3 * MEBIBYTE) + b"1\n", None, 400),
     ],
-    ids=["content-type", "accept", "header-row", "bad-json", "feature-count", "empty", "over-6mb"],
+    ids=["content-type", "accept", "header-row", "bad-json", "feature-count", "empty", "over-6mb-one-wide-record"],
 )
 def test_client_mistakes_get_a_4xx_and_one_line_and_the_server_lives_on(server, content_type, body, accept, status):
     got, response_type, answer = server.invoke(body, content_type, accept)
