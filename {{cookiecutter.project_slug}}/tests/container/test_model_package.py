@@ -106,7 +106,8 @@ def test_make_push_then_make_publish_against_a_server(image, test_registry, moto
     assert described["ModelPackageStatus"] == "Completed"
     assert described["CertifyForMarketplace"] is marketplace
     assert f"publish: {name} passed validation: {described['ModelPackageArn']}" in published.stdout
-    assert ("list it in the AWS Marketplace Management Portal" in published.stdout) is marketplace
+    # A Marketplace version's next step is adding it to the listing; a private one has none.
+    assert ("make release PRODUCT_ID=" in published.stdout) is marketplace
     (container,) = described["InferenceSpecification"]["Containers"]
     assert container["Image"] == pinned
     bucket, key = container["ModelDataUrl"][len("s3://") :].split("/", 1)
