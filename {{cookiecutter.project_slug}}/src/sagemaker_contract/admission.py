@@ -29,8 +29,9 @@ from .memory import MEBIBYTE, container_memory_bytes, resident_bytes, safety_mar
 from .spool import DROP_BEHIND, SEND_CHUNK
 
 # Bodies are decoded, predicted and encoded SLICE_BYTES of text at a time (formats.py). A
-# slice's working memory (text, parsed records, rows, predictions, encoded answer) is counted at
-# this many times its size: measured up to about 12x for CSV and 30x for JSON of single digits
+# slice's working memory (text, parsed records, rows, predictions, encoded answer; with the next
+# slice decoded while one is predicted and the one before encoded, app.py) is counted at this
+# many times its size: measured up to about 12x for CSV and 30x for JSON of single digits
 # (a float object, a list slot and a line or record around them for every two bytes of text).
 # The contract tests measure the whole pipeline against these figures
 # (test_app.py: test_memory_a_request_holds_stays_within_its_estimated_cost).

@@ -30,11 +30,12 @@ a buyer pays for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -314,31 +315,70 @@ class InferenceApp:
         """Decode, predict and encode the body a slice at a time into `answer`; the units it
         consumed (the records answered, or what the project's consumed_units() counts).
 
+        One slice is predicted (on the predict thread) while the next is decoded and the one
+        before is encoded here, so a body of many slices keeps both CPUs of a small instance busy
+        (admission.SLICE_FACTOR counts the three slices' memory). Errors still come in body
+        order: a slice that cannot be decoded is reported once the one before it is predicted.
+
         MODEL_SERVER_TIMEOUT bounds each predict() call, not the request: a body of many slices
         runs on as long as each of its slices is predicted in time (README, "Timeouts")."""
         assert self.state.predictor is not None
         predictor = self.state.predictor
-        expected = self.state.feature_count
-        timeout = self.settings.timeout_seconds
-        records = 0
-        units = 0
         slices = self.state.formats.decode_slices(request_kind, body)
         several = len(body) > formats.SLICE_BYTES
-        done = 0
-        while True:
-            rows = next(slices, None)  # decoding a slice: a few milliseconds at most
-            if rows is None:
-                break
-            done += 1
-            if expected is not None and getattr(rows, "ndim", 0) == 2 and rows.shape[1] != expected:
-                raise ClientError(
-                    400,
-                    f"records have {rows.shape[1]} features; this model takes {expected} "
-                    "(the label column is not sent)",
-                )
+        records = units = decoded = 0
+        rows, undecodable = self._next_slice(slices)
+        future = None if rows is None else predictor.submit(rows)
+        try:
+            while future is not None:
+                decoded += 1
+                following = None
+                if undecodable is None:
+                    following, undecodable = self._next_slice(slices)  # while `rows` are predicted
+                predictions = await self._predicted(future, rows, records)
+                # The next slice is predicted while this one is encoded.
+                future = None if following is None else predictor.submit(following)
+                with _prediction_errors(rows, records):
+                    answer.add(predictions)  # encoded: the project's predictions may not encode
+                records += len(rows)
+                units += len(rows) if self.state.consumed_units is None else self._consumed_units(rows, predictions)
+                rows, predictions = following, None
+                if spool.body_file is not None:
+                    # Every slice but the last is at least SLICE_BYTES of the body (formats.py),
+                    # so what lies before the slice decoded last is done with.
+                    spool.body_file.consumed((decoded - 1) * formats.SLICE_BYTES)
+                    if hung_up is not None and hung_up.done():
+                        log.info("/invocations: the client hung up after %d records of a spooled body", records)
+                        raise _Disconnected()
+                if several:
+                    await asyncio.sleep(0)  # let /ping and other requests in between slices
+        finally:
+            if future is not None:
+                future.cancel()  # the request failed: the predict thread skips a slice not yet begun
+        if undecodable is not None:
+            raise undecodable
+        return units
+
+    def _next_slice(self, slices: Iterator[Any]) -> tuple[Any, ClientError | None]:
+        """The next slice's records (None after the last), or the client error decoding it raised."""
+        try:
+            rows = next(slices, None)
+        except ClientError as error:
+            return None, error
+        expected = self.state.feature_count
+        if rows is not None and expected is not None and getattr(rows, "ndim", 0) == 2 and rows.shape[1] != expected:
+            return None, ClientError(
+                400,
+                f"records have {rows.shape[1]} features; this model takes {expected} (the label column is not sent)",
+            )
+        return rows, None
+
+    async def _predicted(self, future: asyncio.Future[Any], rows: Any, records: int) -> Any:
+        """The predictions `future` settles with, waited for at most MODEL_SERVER_TIMEOUT."""
+        timeout = self.settings.timeout_seconds
+        with _prediction_errors(rows, records):
             try:
-                predictions = await asyncio.wait_for(predictor.submit(rows), timeout)
-                answer.add(predictions)
+                return await asyncio.wait_for(future, timeout)
             except asyncio.TimeoutError:
                 raise _ServerError(
                     504,
@@ -346,33 +386,6 @@ class InferenceApp:
                     f"predict() on {len(rows)} records (after {records} answered) took over "
                     f"MODEL_SERVER_TIMEOUT={timeout} s",
                 ) from None
-            except (WorkerStuck, ClientError, OSError):
-                raise
-            except ValueError as error:
-                # Models raise ValueError for input they cannot take (NaN, out-of-domain values...).
-                raise ClientError(400, "the model rejected the records: " + _one_line(error)) from None
-            except PredictionError as error:
-                raise _ServerError(500, "predict() broke the serving contract", str(error)) from None
-            except Exception as error:  # noqa: BLE001 - a server error must not kill the worker
-                raise _ServerError(
-                    500,
-                    "internal error while predicting",
-                    f"predict() failed on {len(rows)} records: {type(error).__name__}: {_one_line(error)}",
-                    traceback=True,
-                ) from error
-            records += len(rows)
-            units += len(rows) if self.state.consumed_units is None else self._consumed_units(rows, predictions)
-            del rows, predictions
-            if spool.body_file is not None:
-                # Every slice but the last is at least SLICE_BYTES of the body (formats.py), so
-                # what lies before the slice now being decoded is done with.
-                spool.body_file.consumed((done - 1) * formats.SLICE_BYTES)
-                if hung_up is not None and hung_up.done():
-                    log.info("/invocations: the client hung up after %d records of a spooled body", records)
-                    raise _Disconnected()
-            if several:
-                await asyncio.sleep(0)  # let /ping and other requests in between slices
-        return units
 
     def _encoded(self, answer: formats.Answer, response_kind: str) -> bytes:
         try:
@@ -571,6 +584,28 @@ def _too_large(size: int, limit: int) -> str:
         f"body of {size} bytes is over the {limit} byte limit ({limit // MEBIBYTE} MB); send fewer "
         "records per request (batch transform: lower MaxPayloadInMB)"
     )
+
+
+@contextlib.contextmanager
+def _prediction_errors(rows: Any, records: int) -> Iterator[None]:
+    """The project's errors while predicting `rows` (or encoding their predictions) as HTTP errors."""
+    try:
+        yield
+    except (_ServerError, WorkerStuck, ClientError, OSError):
+        raise
+    except ValueError as error:
+        # Models raise ValueError for input they cannot take (NaN, out-of-domain values...).
+        raise ClientError(400, "the model rejected the records: " + _one_line(error)) from None
+    except PredictionError as error:
+        raise _ServerError(500, "predict() broke the serving contract", str(error)) from None
+    except Exception as error:  # noqa: BLE001 - a server error must not kill the worker
+        raise _ServerError(
+            500,
+            "internal error while predicting",
+            f"predict() failed on {len(rows)} records (after {records} answered): "
+            f"{type(error).__name__}: {_one_line(error)}",
+            traceback=True,
+        ) from error
 
 
 def _one_line(error: object) -> str:

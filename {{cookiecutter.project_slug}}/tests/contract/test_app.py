@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+import threading
 import time
 import tracemalloc
 
@@ -299,6 +300,50 @@ def test_a_large_body_is_answered_in_order_across_slices(accept):
     else:
         got = [float(line.strip(b'"')) for line in answer.splitlines()]
     assert got == rows.sum(axis=1).tolist()
+
+
+def test_the_next_slice_is_decoded_while_one_is_predicted():
+    # predict() on the first slice waits until the second has been decoded: it would wait out its
+    # whole timeout if decoding waited for predict() (both CPUs of a small instance are used).
+    decoded = []
+    second_decoded = threading.Event()
+    overlapped = []
+
+    def predict(model, features):
+        if not overlapped:
+            overlapped.append(second_decoded.wait(timeout=10))
+        return features.sum(axis=1)
+
+    app = make_app(predict=predict)
+    own_slices = app.state.formats.decode_slices
+
+    def counted_slices(kind, body):
+        for rows in own_slices(kind, body):
+            decoded.append(len(rows))
+            if len(decoded) == 2:
+                second_decoded.set()
+            yield rows
+
+    app.state.formats.decode_slices = counted_slices
+    body = b"1,2,3\n" * 150_000  # several slices
+    status, _, answer = invoke(app, body)
+    assert status == 200 and answer == b"6.0\n" * 150_000
+    assert len(decoded) > 2 and overlapped == [True]
+
+
+def test_a_slice_the_model_rejects_is_reported_before_a_mistake_in_the_next_one():
+    # The next slice is decoded while this one is predicted; errors still come in body order.
+    def rejects_nines(model, features):
+        if (features == 9).any():
+            raise ValueError("9 is out of range")
+        return features.sum(axis=1)
+
+    body = b"1,2,9\n" + b"1,2,3\n" * 50_000 + b"1,x,3\n"  # the mistake in the second slice
+    assert formats.SLICE_BYTES < body.index(b"x") < 2 * formats.SLICE_BYTES
+    status, _, answer = invoke(make_app(predict=rejects_nines), body)
+    assert status == 400 and answer.startswith(b"the model rejected the records: 9 is out of range"), answer
+    status, _, answer = invoke(make_app(predict=rejects_nines), body.replace(b"1,2,9", b"1,2,3"))
+    assert status == 400 and answer == b"CSV line 50002 column 2: 'x' is not a number\n"
 
 
 def test_a_mistake_deep_in_a_large_body_names_its_line():
