@@ -39,13 +39,16 @@ from typing import Any, Union
 import numpy as np
 
 from .errors import ClientError
+from .plain_csv import plain_decimals
 
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 SUPPORTED = (CSV, JSON, JSONLINES)
 _TEXT_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii"}
-_EMPTY_CSV_FIELD = re.compile(r"(?:^|(?<=,))(?=,|$)", re.MULTILINE)
+# An empty field: at a line's start or after a comma, before a comma or the line's end. Not the
+# empty "line" after a slice's final line break (a slice of a large body ends with one).
+_EMPTY_CSV_FIELD = re.compile(r"(?:^(?!\Z)|(?<=,))(?=,|$)", re.MULTILINE)
 SLICE_BYTES = 256 * 1024  # text decoded, predicted and encoded at a time (admission.py counts on it)
 # Request formats decode_slices reads a slice at a time from any buffer, an mmap included, without
 # a copy of the whole body: those a body too large for memory may be spooled in (app.py).
@@ -143,6 +146,10 @@ def _decode_small(kind: str, body: bytes) -> np.ndarray:
     stripped = body.strip()
     if not stripped:
         raise ClientError(400, "empty body; send at least one record")
+    if kind == CSV and b"\n" in stripped:
+        rows = plain_decimals(stripped)  # the common case, fast (plain_csv.py)
+        if rows is not None:
+            return rows
     try:
         text = stripped.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -167,6 +174,12 @@ def _decode_slices(kind: str, body: Body) -> Iterator[np.ndarray]:
     width = None
     line = 1  # of this slice's first line, counted from the first line that is not blank
     for first, cut in _line_slices(body, start, end):
+        rows = plain_decimals(body, first, cut) if kind == CSV else None
+        if rows is not None:  # the common case, fast (plain_csv.py); one record a line
+            width = _same_width(rows, width, f"{unit} {line}", "line 1")
+            line += len(rows)
+            yield rows
+            continue
         text = _utf8(body, first, cut)
         rows = decode_text(text, line, width)
         width = _same_width(rows, width, f"{unit} {line}", "line 1")

@@ -498,3 +498,11 @@ def test_a_spooled_body_s_single_record_may_hold_one_slice_s_worth_not_twice_the
             list(formats.decode_slices(JSON, mapped))
         mapped.close()
     assert refused.value.status == 413 and "a record of a body this large may hold" in refused.value.message
+
+
+def test_a_missing_value_in_a_slice_of_a_large_body_is_nan():
+    # Every slice but the last ends with a line break; the empty "line" after it is no record.
+    body = b"1,2,3\n" * 100_000 + b"4,,6\n" + b"1,2,3\n" * 100_000
+    assert len(body) > 4 * formats.SLICE_BYTES
+    rows = formats.decode(formats.CSV, body)
+    assert rows.shape == (200_001, 3) and np.isnan(rows[100_000, 1]) and np.isnan(rows).sum() == 1
