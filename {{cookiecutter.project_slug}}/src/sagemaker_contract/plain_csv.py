@@ -91,11 +91,12 @@ def _parse_block(block: memoryview) -> np.ndarray | None:
     for back in range(longest, 0, -1):
         at = ends - back
         inside = at >= starts
-        character = text[np.maximum(at, 0)] - np.uint8(_ZERO)
+        character = text.take(at, mode="clip") - np.uint8(_ZERO)  # before the text: not `inside`
         digit_here = (character < 10) & inside
-        integers = np.where(digit_here, integers * 10 + character, integers)
+        np.multiply(integers, 10, out=integers, where=digit_here)  # in place: no temporaries
+        np.add(integers, character, out=integers, where=digit_here)
         digits += digit_here
-        point_from_end = np.where((character == _POINT_DIGIT) & inside, back, point_from_end)
+        point_from_end[(character == _POINT_DIGIT) & inside] = back
     has_point = point_from_end > 0
     if (
         np.count_nonzero(has_point) != points  # two points in one number
