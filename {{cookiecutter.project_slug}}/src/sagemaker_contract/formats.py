@@ -22,7 +22,9 @@ not every record of a 100 MB batch at once as Python floats. That holds for ever
 (json_body.py); the body may be bytes, a bytearray or a read-only mmap, and is never decoded to
 one str. A record is one record at any size: a flat list of numbers, at the top or under
 "instances", is one record (it may be longer than a slice: its values are then parsed into one
-array of at most WIDE_RECORD_COPIES times the body's size, or refused with 413).
+array of at most WIDE_RECORD_COPIES times the body's size, or refused with 413). CSV of plain
+decimal numbers, the common case, is parsed by array operations (plain_csv.py); the rest, and
+every mistake's message, by numpy.loadtxt.
 """
 
 from __future__ import annotations
