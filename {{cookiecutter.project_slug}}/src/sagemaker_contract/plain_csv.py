@@ -2,8 +2,9 @@
 
 Most bodies sent for inference are numbers like `5.1,-3.25,0,12` and nothing else. numpy's
 general reader (numpy.loadtxt, formats.py) turns them into floats a character at a time, at
-about a fifth of the speed of the array operations below; for a 1 GB batch or asynchronous
-body that is most of the time spent answering it (docs/performance.md, issue 20).
+about half the speed of the array operations below (measured in the image); for a 1 GB batch or
+asynchronous body that was most of the time spent answering it (the template's
+docs/performance.md, issue 20).
 
 `plain_decimals` reads a body only if every value matches `-?[0-9]+(\\.[0-9]+)?` with at most
 MAX_DIGITS digits, fields are separated by commas, lines by `\\n`, and every line has the same
