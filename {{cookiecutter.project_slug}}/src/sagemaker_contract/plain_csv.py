@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .formats import Body
 
 MAX_DIGITS = 15  # 10**15 < 2**53: every integer of up to 15 digits is exact as a float64
-BLOCK_BYTES = 64 * 1024  # parsed this much at a time: its temporaries stay a few times its size
+BLOCK_BYTES = 64 * 1024  # parsed this much at a time: its temporaries stay about 30 times its size
 
 _ZERO, _NEWLINE, _COMMA, _POINT, _MINUS = (ord(c) for c in "0\n,.-")
 _POINT_DIGIT = np.uint8(_POINT - _ZERO + 256)  # "." minus "0" in uint8 arithmetic (wraps)
@@ -41,6 +41,10 @@ def plain_decimals(body: Body, start: int = 0, end: int | None = None) -> np.nda
     blocks = []
     while start < end:
         cut = end if end - start <= BLOCK_BYTES else body.find(b"\n", start + BLOCK_BYTES, end) + 1 or end
+        if cut - start > 2 * BLOCK_BYTES:
+            # A line longer than a block: its temporaries (tens of bytes a field) would grow with
+            # it, beyond what admission reserves for a record; the general reader holds less.
+            return None
         rows = _parse_block(view[start:cut])
         if rows is None or (blocks and rows.shape[1] != blocks[0].shape[1]):
             return None

@@ -3,6 +3,7 @@ and anything else is left to the general reader (None)."""
 
 import io
 import mmap
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sagemaker_contract import formats
+from sagemaker_contract.admission import request_cost
 from sagemaker_contract.errors import ClientError
 from sagemaker_contract.plain_csv import BLOCK_BYTES, MAX_DIGITS, plain_decimals
 
@@ -105,6 +107,29 @@ def test_a_range_of_blocks_of_bytes_or_an_mmap_is_read_without_a_copy(tmp_path):
         rows = plain_decimals(mapped, 3, 3 + len(text))
         assert same_floats(rows, expected)
         del rows  # no view of the mmap is left behind: it can close
+
+
+def test_a_line_longer_than_a_block_is_left_to_the_general_reader():
+    # A wide record would make tens of bytes of temporaries a field, past what admission reserves.
+    wide = b",".join(b"1" for _ in range(2 * BLOCK_BYTES)) + b"\n"
+    assert plain_decimals(wide) is None and plain_decimals(wide * 2) is None
+    assert plain_decimals(b"1,2\n" * 10 + wide) is None
+    assert formats.decode(formats.CSV, wide * 2).shape == (2, 2 * BLOCK_BYTES)
+
+
+def test_what_it_holds_stays_a_few_times_a_block_whatever_the_body():
+    """tracemalloc: a slice of single digits (the most fields a byte) holds its result and a
+    block's temporaries, well inside what admission reserves for a CSV slice."""
+    body = b"1,2,3,4\n" * (formats.SLICE_BYTES // 8)
+    tracemalloc.start()
+    try:
+        rows = plain_decimals(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows.shape == (formats.SLICE_BYTES // 8, 4)
+    assert peak <= rows.nbytes * 2 + 40 * BLOCK_BYTES
+    assert peak <= request_cost(formats.CSV, len(body)) - 2 * len(body)
 
 
 def test_a_block_of_another_width_is_left_to_the_general_reader():
